@@ -1,0 +1,3 @@
+"""imap-bouncer: read a bounce mailbox, tell per recipient what happened and why."""
+
+__version__ = "0.1.0"

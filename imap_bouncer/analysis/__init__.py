@@ -1,0 +1,181 @@
+"""Bytes in, report out: the analysis of one raw message. No I/O, no database, no network.
+
+The chain of analyzers is written down here, in order; the first that claims a message
+decides its kind and recipients. Then one classifier (`reasons.classify`) names each
+recipient's reason, so every format is judged by the same rules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..report import Action, Kind, Original, Recipient, Report
+from . import arf, autoreply, dsn, formats, reasons
+from .addresses import normalize_address
+from .findings import Failure, Findings
+from .message import Part, decode_words, parse_message
+
+ANALYZER_VERSION = "1"
+
+Analyzer = Callable[[Part], Findings | None]
+
+# The chain, in order. Specific before generic: a feedback report is unmistakable; a known
+# MTA's format says more than the generic RFC 3464 fields it may also carry; the generic
+# plain-text reader only runs when nothing else understood the message; auto-replies last,
+# because bounces are automatic replies too.
+CHAIN: tuple[tuple[str, Analyzer], ...] = (
+    ("arf", arf.analyze),  # RFC 5965 feedback reports and provider variants
+    ("formats", formats.analyze_known),  # non-standard formats of named MTAs and providers
+    ("dsn", dsn.analyze),  # RFC 3464 / 6522 / 6533 delivery status notifications
+    ("plaintext", formats.analyze_generic),  # unnamed plain-text bounces
+    ("autoreply", autoreply.analyze),  # RFC 3834 and out-of-office replies
+)
+
+# Headers that carry the bounce's own envelope recipient, most trustworthy first.
+ENVELOPE_HEADERS = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to")
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What analysis may be told by settings; everything else it finds out itself."""
+
+    # VERP address patterns, e.g. "bounces+{local}={domain}@lists.example.org".
+    verp_patterns: Sequence[str] = ()
+
+
+def analyze(raw: bytes, options: Options | None = None) -> Report:
+    """Analyze one raw message. Never raises: the worst case is kind `unknown` with errors."""
+    options = options or Options()
+    try:
+        return _analyze(raw, options)
+    except Exception as err:  # a bug in an analyzer must not lose the message
+        return Report(kind=Kind.UNKNOWN, analyzer="", evidence="analysis failed",
+                      errors=[f"analysis failed: {type(err).__name__}: {err}"])
+
+
+def _analyze(raw: bytes, options: Options) -> Report:
+    message = parse_message(raw)
+    errors: list[str] = []
+    if not message.headers:
+        errors.append("no headers found")
+    findings: Findings | None = None
+    for name, analyzer in CHAIN:
+        try:
+            findings = analyzer(message)
+        except Exception as err:
+            errors.append(f"{name} analyzer failed: {type(err).__name__}: {err}")
+            findings = None
+        if findings is not None:
+            break
+    errors.extend(dict.fromkeys(message.all_errors))
+    report = Report(errors=errors)
+    report.original = _original(message, findings, options)
+    if findings is None:
+        report.evidence = "no analyzer recognised the message"
+        return report
+    report.analyzer = findings.analyzer
+    report.evidence = findings.evidence
+    report.feedback_type = findings.feedback_type
+    report.user_agent = findings.user_agent
+    report.recipients = _recipients(findings, report.original)
+    report.kind = _kind(findings.kind, report.recipients)
+    return report
+
+
+def _recipients(findings: Findings, original: Original) -> list[Recipient]:
+    recipients: list[Recipient] = []
+    seen: dict[tuple[str, Action], Recipient] = {}
+    failures = findings.failures
+    if not failures and findings.kind in (Kind.BOUNCE, Kind.DELAY) and original.verp_recipient:
+        failures = [Failure(address=original.verp_recipient,
+                            action=Action.DELAYED if findings.kind is Kind.DELAY else Action.FAILED)]
+    for failure in failures:
+        diagnostic = " ".join(failure.diagnostic.split())
+        verdict = reasons.classify(
+            status=failure.status, smtp_code=failure.smtp_code, diagnostic=diagnostic,
+            hint=failure.reason_hint, action=failure.action, notice=findings.notice,
+        )
+        smtp_code = failure.smtp_code or reasons.find_smtp_code(diagnostic)
+        recipient = Recipient(
+            address=failure.address, action=failure.action, status=verdict.status,
+            smtp_code=smtp_code, diagnostic=diagnostic, remote_mta=failure.remote_mta,
+            reason=verdict.reason, permanent=verdict.permanent,
+            evidence=failure.hint_evidence or verdict.evidence,
+        )
+        key = (recipient.address, recipient.action)
+        if recipient.address and key in seen:
+            _merge(seen[key], recipient)
+            continue
+        seen[key] = recipient
+        recipients.append(recipient)
+    return recipients
+
+
+def _merge(kept: Recipient, extra: Recipient) -> None:
+    """The same recipient reported twice (two groups, two hops): keep the fuller facts."""
+    for name in ("status", "smtp_code", "diagnostic", "remote_mta"):
+        if not getattr(kept, name) and getattr(extra, name):
+            setattr(kept, name, getattr(extra, name))
+
+
+def _kind(claimed: Kind, recipients: list[Recipient]) -> Kind:
+    """Bounce or delay follows the recipients: any failure makes a bounce."""
+    if claimed not in (Kind.BOUNCE, Kind.DELAY, Kind.DELIVERED) or not recipients:
+        return claimed
+    actions = {r.action for r in recipients}
+    if Action.FAILED in actions:
+        return Kind.BOUNCE
+    if Action.DELAYED in actions:
+        return Kind.DELAY
+    return Kind.DELIVERED if claimed is Kind.DELIVERED else claimed
+
+
+def _original(message: Part, findings: Findings | None, options: Options) -> Original:
+    headers = findings.original_headers if findings and findings.original_headers else []
+    values: dict[str, str] = {}
+    for name, value in headers:
+        values.setdefault(name, value)
+    envelope = ""
+    for name in ENVELOPE_HEADERS:
+        envelope = normalize_address(message.get(name))
+        if envelope:
+            break
+    original = Original(
+        message_id=values.get("message-id", "").strip(),
+        from_=decode_words(values.get("from", "")).strip(),
+        to=decode_words(values.get("to", "")).strip(),
+        subject=decode_words(values.get("subject", "")).strip(),
+        date=values.get("date", "").strip(),
+        list_id=decode_words(values.get("list-id", "")).strip(),
+        envelope_recipient=envelope,
+    )
+    if options.verp_patterns:
+        candidates = [envelope, normalize_address(message.get("to"))]
+        original.verp_recipient = decode_verp(candidates, options.verp_patterns)
+    return original
+
+
+def decode_verp(candidates: Sequence[str], patterns: Sequence[str]) -> str:
+    """The recipient encoded in a VERP address, e.g. `bounces+jo=example.com@lists.example.org`."""
+    for pattern in patterns:
+        regex = verp_regex(pattern)
+        for candidate in candidates:
+            match = regex.fullmatch(candidate) if candidate else None
+            if match:
+                return normalize_address(f"{match.group('local')}@{match.group('domain')}")
+    return ""
+
+
+def verp_regex(pattern: str) -> re.Pattern[str]:
+    """A VERP pattern with `{local}` and `{domain}` placeholders -> a regular expression."""
+    if "{local}" not in pattern or "{domain}" not in pattern:
+        raise ValueError(f"VERP pattern {pattern!r} needs both {{local}} and {{domain}}")
+    escaped = re.escape(pattern.lower())
+    escaped = escaped.replace(r"\{local\}", r"(?P<local>.+?)").replace(
+        r"\{domain\}", r"(?P<domain>[^@=+]+\.[^@=+]+|[^@=+]+)")
+    return re.compile(escaped, re.I)
+
+
+__all__ = ["ANALYZER_VERSION", "CHAIN", "Options", "analyze", "decode_verp"]

@@ -1,0 +1,73 @@
+"""Address clean-up: bounces quote recipients in every way imaginable."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from email_validator import EmailNotValidError, validate_email
+
+# Something that looks like an address inside free text.
+ADDRESS_IN_TEXT = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\uffff.-]+@"
+    r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\u0080-\uffff-]*[A-Za-z0-9\u0080-\uffff])?"
+    r"(?:\.[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\u0080-\uffff-]*[A-Za-z0-9\u0080-\uffff])?)*)"
+)
+_ADDRESS_TYPE = re.compile(r"^\s*(?:rfc822|utf-8|x400|unknown)\s*;", re.I)
+
+
+def strip_address(value: str) -> str:
+    """`rfc822; <User@Example.COM>` -> `User@Example.COM`, no validation."""
+    value = _ADDRESS_TYPE.sub("", value).strip()
+    if "<" in value:
+        inner = value[value.find("<") + 1:]
+        value = inner.split(">", 1)[0]
+    value = value.strip().strip("'<>(){},;:.").strip()
+    if not value.startswith('"'):
+        value = value.strip('"')
+    if value.startswith("[") or (value.endswith("]") and "@[" not in value):
+        value = value.strip("[]")
+    if value.lower().startswith("mailto:"):
+        value = value[7:]
+    return value
+
+
+@lru_cache(maxsize=4096)
+def normalize_address(value: str) -> str:
+    """A clean, comparable address, or "" when there is none.
+
+    Syntax only (never DNS); the domain is lower-cased, the local part kept as written except
+    that plain-ASCII local parts are lower-cased, as every real mailbox provider treats them.
+    Internationalised addresses are kept. Addresses email-validator refuses for policy
+    reasons (special-use domains, quoted local parts) are still kept when they look like one.
+    """
+    value = strip_address(value)
+    if "@" not in value or (" " in value and not value.startswith('"')):
+        match = ADDRESS_IN_TEXT.search(value)
+        if not match:
+            return ""
+        value = match.group(0).strip(".")
+    try:
+        checked = validate_email(
+            value, check_deliverability=False, allow_smtputf8=True,
+            allow_quoted_local=True, allow_domain_literal=True, test_environment=True,
+        )
+        local, domain = checked.local_part, checked.domain
+    except EmailNotValidError:
+        local, _, domain = value.rpartition("@")
+        if not local or "." not in domain and not domain.startswith("["):
+            if not local or not domain:
+                return ""
+    if local.isascii():
+        local = local.lower()
+    return f"{local}@{domain.lower()}"
+
+
+def find_addresses(text: str) -> list[str]:
+    """Every distinct address in a text, in order, normalised."""
+    seen: dict[str, None] = {}
+    for match in ADDRESS_IN_TEXT.finditer(text):
+        address = normalize_address(match.group(0).strip("."))
+        if address:
+            seen.setdefault(address, None)
+    return list(seen)

@@ -1,0 +1,82 @@
+"""RFC 3834 automatic replies: out-of-office, vacation, ticket and other robots' answers.
+
+Runs after the bounce analyzers (a bounce is automatic too), and claims a message on its
+headers (RFC 3834 `Auto-Submitted: auto-replied` from a person's address, the X- headers
+that mail programs add) or on its subject's out-of-office phrasing in the common languages.
+The recipient reported is the one who replied: the mail did reach them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..report import Action, Kind, Reason
+from .addresses import normalize_address
+from .findings import Failure, Findings
+from .message import Part
+
+# Headers that mark an automatic reply, with the value that does (None: any value).
+AUTOREPLY_HEADERS: list[tuple[str, re.Pattern | None]] = [
+    ("auto-submitted", re.compile(r"^\s*auto-replied", re.I)),  # RFC 3834
+    ("x-autoreply", None),  # many webmail vacation programs
+    ("x-autorespond", None),  # cPanel, various
+    ("x-autoresponder", None),  # various
+    ("x-ms-exchange-inbox-rules-loop", None),  # Exchange inbox rule replies
+    ("x-vacation", None),  # vacation(1)
+    ("x-mailer", re.compile(r"vacation|autorespond|auto-?reply", re.I)),
+    ("precedence", re.compile(r"^\s*auto[_-]?reply", re.I)),  # old vacation programs
+    ("x-precedence", re.compile(r"^\s*auto[_-]?reply", re.I)),
+]
+
+# Subjects of automatic replies, in the languages most bounce mailboxes see.
+AUTOREPLY_SUBJECTS = re.compile(
+    r"^\s*(?:"
+    r"auto(?:matic|matische|matique|matica|mático)?[ -]?(?:reply|response|respons|antwort|"
+    r"réponse|reponse|risposta|respuesta|resposta|svar|odpowiedź|antwoord)"  # en de fr it es pt sv pl nl
+    r"|out of (?:the )?office|away from (?:the )?office|on vacation|on leave|on holiday"
+    r"|abwesenheit|abwesend|nicht im büro|außer haus"  # German
+    r"|absence|absent|en congé|en vacances|hors du bureau"  # French
+    r"|fuera de la oficina|ausente|fuera de oficina"  # Spanish
+    r"|fuori (?:sede|ufficio)|assente"  # Italian
+    r"|afwezig|niet aanwezig"  # Dutch
+    r"|ausência|fora do escritório"  # Portuguese
+    r"|frånvaro|ej på kontoret|fravær"  # Swedish, Norwegian
+    r"|不在|自動応答|自动回复|自動回覆"  # Japanese, Chinese
+    r"|автоответ|отпуск"  # Russian
+    r")",
+    re.I,
+)
+# Bodies that announce an absence: only trusted on a message marked auto-generated.
+ABSENCE_PHRASES = re.compile(
+    r"out of (?:the )?office|i am (?:currently )?away|i'm (?:currently )?away|on vacation|"
+    r"on annual leave|on leave until|will be back|limited access to (?:my )?e-?mail|"
+    r"will respond (?:to your (?:message|e-?mail) )?(?:as soon as|when|upon)|"
+    r"traveling|travelling|bin (?:bis|ab) .{0,30} (?:nicht|abwesend)|je suis absent",
+    re.I,
+)
+# Senders that are delivery systems, never people: their messages are bounces or notices.
+SYSTEM_SENDERS = re.compile(r"mailer-daemon|postmaster|mail delivery|mail-daemon", re.I)
+
+
+def analyze(message: Part) -> Findings | None:
+    sender = message.get("from")
+    if SYSTEM_SENDERS.search(sender):
+        return None
+    evidence = ""
+    for name, pattern in AUTOREPLY_HEADERS:
+        value = message.get(name) if name in message else None
+        if value is not None and (pattern is None or pattern.search(value)):
+            evidence = f"header {name}: {value[:60]}"
+            break
+    subject = message.decoded("subject")
+    if not evidence and AUTOREPLY_SUBJECTS.search(subject):
+        evidence = f"subject {subject[:60]!r}"
+    if not evidence and message.get("auto-submitted").lower().startswith("auto-generated") \
+            and not message.is_multipart and ABSENCE_PHRASES.search(message.text[:2000]):
+        evidence = "auto-generated message announcing an absence"
+    if not evidence:
+        return None
+    address = normalize_address(message.get("reply-to") if not sender else sender)
+    failures = [Failure(address=address, action=Action.DELIVERED, reason_hint=Reason.VACATION)]
+    return Findings(kind=Kind.AUTOREPLY, analyzer="autoreply", evidence=evidence,
+                    failures=failures if address else [])

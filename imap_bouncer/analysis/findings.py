@@ -1,0 +1,43 @@
+"""What an analyzer extracts from a message, before one classifier gives it meaning.
+
+Analyzers state facts (who, status, code, the server's words); `reasons.classify` turns those
+facts into a reason and the permanent flag, so every format is judged by the same rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..report import Action, Kind
+
+
+@dataclass(slots=True)
+class Failure:
+    """One recipient as a report states it."""
+
+    address: str
+    action: Action = Action.FAILED
+    status: str = ""
+    smtp_code: str = ""
+    diagnostic: str = ""
+    remote_mta: str = ""
+    # A reason the format itself states outright (a provider's bounce type, a fixed phrase
+    # that only means one thing in that format); the classifier still checks it.
+    reason_hint: str = ""
+    hint_evidence: str = ""
+
+
+@dataclass(slots=True)
+class Findings:
+    """An analyzer's claim on a message."""
+
+    kind: Kind
+    analyzer: str
+    evidence: str
+    failures: list[Failure] = field(default_factory=list)
+    feedback_type: str = ""
+    user_agent: str = ""
+    # Headers of the original message when the analyzer found them (rfc822 part, inline copy).
+    original_headers: list[tuple[str, str]] | None = None
+    # The human-readable notice, for the classifier when a recipient's own words say little.
+    notice: str = ""

@@ -1,0 +1,109 @@
+"""Helpers the format modules share: is it a bounce at all, and where are the recipients."""
+
+from __future__ import annotations
+
+import re
+
+from ...report import Action
+from ..addresses import ADDRESS_IN_TEXT, normalize_address
+from ..findings import Failure
+from ..message import Part
+
+# Senders of delivery reports (RFC 3464 recommends MAILER-DAEMON or postmaster).
+MAILER_SENDERS = re.compile(
+    r"mailer-daemon|postmaster|mail delivery (?:subsystem|system|service)|mail-daemon|"
+    r"mail administrator|mailadmin|internet mail delivery|delivery ?status|"
+    r"\bmaildelivery|no-?reply-?bounce|\bbounce[sd]?@|^\s*<?>?\s*$",
+    re.I,
+)
+# Subjects of delivery reports, in the common languages.
+BOUNCE_SUBJECTS = re.compile(
+    r"undeliver|undelivered|not (?:be )?delivered|delivery (?:status notification|failure|"
+    r"failed|problem|report|notification)|failure notice|returned mail|mail delivery failed|"
+    r"delivery has failed|could not be delivered|returned to sender|non-?delivery|"
+    r"nondeliverable|mail system error|delivery error|warning: could not send|"
+    r"delayed mail|delivery delayed|message delayed|unzustellbar|nicht zustellbar|"
+    r"non remis|non recapitabile|no entregado|onbestelbaar|配信|不達|送信失敗|未送达|"
+    r"notification d'état de la remise|delivery incomplete|permanent error|"
+    r"message you sent|failed delivery|bounce|rejected|error sending",
+    re.I,
+)
+DELAY_WORDS = re.compile(
+    r"\bdelay(?:ed)?\b|will (?:continue|keep) (?:to )?(?:try|trying|attempting)|"
+    r"will be retried|not yet been delivered|has not been delivered yet|still trying|"
+    r"warning: message .{0,40} still undelivered|temporarily deferred",
+    re.I,
+)
+# Local parts that belong to mail systems, never to a recipient that failed.
+SYSTEM_LOCALS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "root", "abuse",
+                           "noreply", "no-reply", "daemon", "bounce", "bounces"})
+
+
+def looks_like_bounce(message: Part) -> bool:
+    """A cheap look at the headers: sent by a mail system, about a failed delivery."""
+    if "x-failed-recipients" in message:
+        return True
+    sender = message.get("from")
+    subject = message.decoded("subject")
+    return bool(MAILER_SENDERS.search(sender) or BOUNCE_SUBJECTS.search(subject))
+
+
+def own_addresses(message: Part) -> set[str]:
+    """Addresses of the bounce itself (its sender and recipient): never failed recipients."""
+    found = set()
+    for name in ("from", "to", "delivered-to", "x-original-to", "return-path", "reply-to",
+                 "sender", "envelope-to"):
+        for value in message.get_all(name):
+            for match in ADDRESS_IN_TEXT.finditer(value):
+                address = normalize_address(match.group(0))
+                if address:
+                    found.add(address)
+    return found
+
+
+def is_system_address(address: str) -> bool:
+    return address.partition("@")[0] in SYSTEM_LOCALS
+
+
+# A line that opens a recipient's block: the address first, maybe in <>, maybe followed by
+# a colon or the server's words (qmail "<a@b>:", Postfix "<a@b>: host ... said", Exim
+# "  a@b", Sendmail "<a@b>... User unknown").
+_BLOCK_START = re.compile(
+    r"^\s*(?:(?:RCPT To|To|Recipient(?: address)?|Original-Recipient|Failed recipient|"
+    r"Address|Empfänger|Destinataire)\s*:\s*)?"
+    r"(?:\"[^\"]*\"\s*)?<?(?:mailto:)?([^\s<>@\"]+@[^\s<>\"(),;]+?)>?(?:[\s:;,.(]|\.\.\.|$)",
+    re.I,
+)
+
+
+def recipient_blocks(text: str, exclude: set[str] = frozenset()) -> list[tuple[str, str]]:
+    """(address, the text about it) for each address that opens a block of lines.
+
+    A block runs from a line that starts with an address to the next blank line or the next
+    such line. Addresses in `exclude` and mail-system addresses are skipped.
+    """
+    blocks: list[tuple[str, list[str]]] = []
+    current: list[str] | None = None
+    for line in text.split("\n"):
+        match = _BLOCK_START.match(line)
+        address = normalize_address(match.group(1)) if match else ""
+        if address and address not in exclude and not is_system_address(address):
+            current = [line[match.end(1):].lstrip(">:;. \t")]
+            blocks.append((address, current))
+            continue
+        if current is None:
+            continue
+        if not line.strip():
+            if any(piece.strip() for piece in current):
+                current = None
+            continue
+        current.append(line.strip())
+    merged: dict[str, str] = {}
+    for address, lines in blocks:
+        text_of = " ".join(piece for piece in lines if piece).strip()
+        merged[address] = (merged.get(address, "") + " " + text_of).strip()
+    return list(merged.items())
+
+
+def failures_from_blocks(blocks: list[tuple[str, str]], action: Action) -> list[Failure]:
+    return [Failure(address=address, action=action, diagnostic=text) for address, text in blocks]

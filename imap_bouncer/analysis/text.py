@@ -1,0 +1,105 @@
+"""Where a bounce keeps its human-readable notice and its copy of the original message."""
+
+from __future__ import annotations
+
+import re
+
+from .message import Part, header_block_of, parse_header_lines
+
+ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers",
+                  "message/rfc822-headers", "text/rfc822-header", "message/global-headers")
+
+# Lines after which a plain-text bounce quotes the original message. Each names its origin.
+ORIGINAL_MARKERS = re.compile(
+    r"^(?:"
+    r"-+ ?Below this line is a copy of the message\.?"  # qmail
+    r"|-+ ?This is a copy of the message, including all the headers\. ?-+"  # Exim
+    r"|-+ ?The header of the original message is following\. ?-+"  # Exim (Japanese providers)
+    r"|-+ ?Original message follows\.? ?-+"  # various
+    r"|-+ ?Original message -+"  # various
+    r"|-+ ?Returned message -+"  # Sendmail V5
+    r"|-+ ?Unsent message below -+"  # Sendmail
+    r"|-+ ?Message header follows -+"  # various
+    r"|-+ ?The original message (?:headers? )?(?:was|is|are|follows?)?.{0,20}-+"  # various
+    r"|-+ ?Original message header:? ?-+"  # various
+    r"|-+ ?original message follows ?-+"  # Lotus Notes
+    r"|Original message follows\.?"  # Courier
+    r"|-+Original Message-+"  # Outlook style
+    r"|------ This is a copy of your message, including all the headers\. ------"  # Exim
+    r"|The original message was received at .*"  # Sendmail (precedes the recipients)
+    r"|The non-delivered message is attached to this message\."  # various
+    r")\s*$",
+    re.I | re.M,
+)
+
+
+def text_parts(message: Part) -> list[Part]:
+    """The text/plain (else text/html) parts outside any attached original message."""
+    plain: list[Part] = []
+    html: list[Part] = []
+    stack = [message]
+    while stack:
+        part = stack.pop(0)
+        ctype = part.content_type
+        if ctype.startswith("multipart/"):
+            stack[0:0] = part.parts
+        elif ctype == "text/plain":
+            plain.append(part)
+        elif ctype == "text/html":
+            html.append(part)
+    return plain or html
+
+
+def notice_text(message: Part) -> str:
+    """The bounce's own human-readable text (first text part), HTML reduced to text."""
+    parts = text_parts(message)
+    if not parts:
+        return ""
+    part = parts[0]
+    text = part.text
+    if part.content_type == "text/html":
+        text = html_to_text(text)
+    return text
+
+
+_TAG = re.compile(r"<(?:br|p|div|tr|li|h\d)\b[^>]*>", re.I)
+_ANY_TAG = re.compile(r"<[^>]*>", re.S)
+_ENTITIES = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#39;": "'"}
+
+
+def html_to_text(html: str) -> str:
+    """Just enough HTML-to-text for reading a provider's bounce page."""
+    html = re.sub(r"<(script|style)\b.*?</\1>", "", html, flags=re.I | re.S)
+    text = _ANY_TAG.sub("", _TAG.sub("\n", html))
+    for entity, char in _ENTITIES.items():
+        text = text.replace(entity, char)
+    return re.sub(r"[ \t]+", " ", text)
+
+
+def split_at_original(text: str) -> tuple[str, str]:
+    """(the notice, the quoted original) of a plain-text bounce; the second may be empty."""
+    match = ORIGINAL_MARKERS.search(text)
+    if not match or match.group(0).lower().startswith("the original message was received"):
+        return text, ""
+    return text[:match.start()], text[match.end():]
+
+
+def original_headers(message: Part) -> list[tuple[str, str]] | None:
+    """Headers of the message that bounced: from an attached part, else an inline copy."""
+    for part in message.walk():
+        if part is message:
+            continue
+        ctype = part.content_type
+        if ctype in ("message/rfc822", "message/global"):
+            inner = part.parts
+            if inner and inner[0].headers:
+                return inner[0].headers
+        elif ctype in ORIGINAL_TYPES:
+            return parse_header_lines(part.text.strip("\n").split("\n\n", 1)[0])
+    notice = notice_text(message)
+    _, quoted = split_at_original(notice)
+    if quoted:
+        headers = header_block_of(quoted.lstrip())
+        if headers:
+            return headers
+    return None
