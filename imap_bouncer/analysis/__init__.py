@@ -96,6 +96,7 @@ def _recipients(findings: Findings, original: Original) -> list[Recipient]:
         verdict = reasons.classify(
             status=failure.status, smtp_code=failure.smtp_code, diagnostic=diagnostic,
             hint=failure.reason_hint, action=failure.action, notice=findings.notice,
+            command=failure.command, address=failure.address,
         )
         smtp_code = failure.smtp_code or reasons.find_smtp_code(diagnostic)
         recipient = Recipient(

@@ -1,8 +1,14 @@
 """RFC 3464 / RFC 6522 delivery status notifications (and RFC 6533 global ones).
 
 Lenient on purpose: real MTAs send reports with the wrong top-level type, indented fields,
-`Final-Recipient` missing (only `Original-Recipient`), or the status part as text/plain. The
-claim is made only when a delivery-status body with at least one per-recipient group exists.
+`Final-Recipient` missing (only `Original-Recipient`), the status part as text/plain, a
+multipart/report whose boundary never appears (Sun/Oracle Messaging Server, old Sendmail),
+or the fields pasted into a plain-text notice. The claim is made only when a block of
+delivery-status fields with at least one per-recipient group exists.
+
+When the machine-readable fields are thin (no Diagnostic-Code, a bare x.0.0 status) the
+human-readable part often says more: the status comment, the server's words about that
+recipient, or the session transcript. Those are taken as the diagnostic.
 """
 
 from __future__ import annotations
@@ -13,14 +19,42 @@ from ..report import Action, Kind
 from .addresses import normalize_address
 from .findings import Failure, Findings
 from .message import Part, parse_field_groups
-from .text import notice_text, original_headers
+from .text import notice_text, original_headers, split_at_original
 
 STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _ACTIONS = {a.value: a for a in Action}
+# Actions some MTAs write instead of the RFC 3464 words.
+_ACTION_ALIASES = {
+    "deliverable": Action.DELIVERED,  # Postfix "sendmail -bv" address verification reports
+    "deferred": Action.DELAYED,
+    "delay": Action.DELAYED,
+    "failure": Action.FAILED,
+    "fail": Action.FAILED,
+    "bounced": Action.FAILED,
+}
 _STATUS = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})")
+# A status written inside the server's words: "550 5.1.1 ...", "550 #5.1.0 ...", "(#4.4.1)".
+_STATUS_IN_WORDS = re.compile(r"(?<![\d.])#?([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
+_SMTP_CODE = re.compile(r"([245]\d\d)\b")
+# "Status: 5.4.4 (Illegal host/domain name found)": the comment is the server's words.
+_STATUS_COMMENT = re.compile(r"\(([^()]{4,})\)\s*$")
 # Some reports put the status part under a text type; recognise it by its fields.
 _LOOKS_LIKE_STATUS = re.compile(r"^(?:Reporting-MTA|Final-Recipient|Original-Recipient)\s*:",
                                 re.I | re.M)
+# Where the fields begin when a report is pasted into one text body.
+_FIELDS_START = re.compile(
+    r"^(?:Original-Envelope-Id|Reporting-MTA|Final-Recipient|Original-Recipient)[ \t]*:",
+    re.I | re.M)
+_RECIPIENT_FIELD = re.compile(r"^(?:Final|Original)-Recipient[ \t]*:", re.I | re.M)
+_ACTION_OR_STATUS = re.compile(r"^(?:Action|Status)[ \t]*:", re.I | re.M)
+# Senders of delivery reports; a report pasted into a text body must come from one of them.
+_SYSTEM_SENDER = re.compile(r"mailer-daemon|postmaster|mail delivery|mail-daemon|^\s*<?>?\s*$",
+                            re.I)
+# ISO-2022-JP escape sequences left raw in a field of a part without a charset.
+_JIS_ESCAPE = "\x1b$B"
+# Sendmail's transcript of the SMTP session, in the human-readable part.
+_TRANSCRIPT = re.compile(r"^[ \t]*-+ ?Transcript of session follows ?-+[ \t]*\n(.*?)(?:\n[ \t]*\n|"
+                         r"\n[ \t]*-{3,}|\Z)", re.I | re.M | re.S)
 
 
 def status_part(message: Part) -> Part | None:
@@ -37,13 +71,14 @@ def status_part(message: Part) -> Part | None:
 
 
 def analyze(message: Part) -> Findings | None:
-    part = status_part(message)
-    if part is None:
+    found = _fields_text(message)
+    if found is None:
         return None
-    failures = [f for group in parse_field_groups(part.text)[1:] + _lone_group(part)
-                if (f := _failure(group)) is not None]
+    fields, notice, evidence = found
+    failures = _failures(fields)
     if not failures:
         return None
+    _enrich(failures, notice)
     actions = {f.action for f in failures}
     if Action.FAILED in actions:
         kind = Kind.BOUNCE
@@ -54,25 +89,46 @@ def analyze(message: Part) -> Findings | None:
     return Findings(
         kind=kind,
         analyzer="dsn",
-        evidence=f"{part.content_type} part with {len(failures)} recipient group(s)",
+        evidence=f"{evidence} with {len(failures)} recipient group(s)",
         failures=failures,
         original_headers=original_headers(message),
-        notice=notice_text(message),
+        notice=notice,
     )
 
 
-def _lone_group(part: Part) -> list[list[tuple[str, str]]]:
-    """Reports that put the recipient fields in the first (per-message) group too."""
-    groups = parse_field_groups(part.text)
+def _fields_text(message: Part) -> tuple[str, str, str] | None:
+    """(the delivery-status fields, the human-readable notice, evidence), if any."""
+    part = status_part(message)
+    if part is not None:
+        return part.text, notice_text(message), f"{part.content_type} part"
+    # A multipart/report whose parts cannot be split, or a plain-text body with the fields
+    # pasted in: the fields start at a line of their own, after the notice.
+    unsplit = message.content_type == "multipart/report" and not message.parts
+    pasted = message.content_type == "text/plain" and _SYSTEM_SENDER.search(message.get("from"))
+    if not (unsplit or pasted):
+        return None
+    body = message.text
+    start = _FIELDS_START.search(body)
+    if start is None:
+        return None
+    fields = body[start.start():]
+    if not (_RECIPIENT_FIELD.search(fields) and _ACTION_OR_STATUS.search(fields)):
+        return None
+    return fields, body[:start.start()], "delivery-status fields in the message body"
+
+
+def _failures(text: str) -> list[Failure]:
+    groups = parse_field_groups(text)
+    # Reports that put the recipient fields in the first (per-message) group too.
     if groups and any(name in ("final-recipient", "original-recipient") for name, _ in groups[0]):
-        return [groups[0]]
-    return []
+        groups = [*groups, groups[0]]
+    return [f for group in groups[1:] if (f := _failure(group)) is not None]
 
 
 def _failure(fields: list[tuple[str, str]]) -> Failure | None:
     values: dict[str, str] = {}
     for name, value in fields:
-        values.setdefault(name, value)
+        values.setdefault(name, _decode_jis(value))
     recipient = values.get("final-recipient") or values.get("original-recipient") or ""
     address = normalize_address(recipient)
     if not address and "x-actual-recipient" in values:
@@ -80,9 +136,12 @@ def _failure(fields: list[tuple[str, str]]) -> Failure | None:
     action_word = values.get("action", "").strip().lower().split(" ")[0].rstrip(";,.")
     if not address and not action_word:
         return None
-    status_match = _STATUS.match(values.get("status", ""))
+    if not address and "status" not in values and "diagnostic-code" not in values:
+        return None  # an Action field alone (a quoted header, a form) names no recipient
+    status_field = values.get("status", "")
+    status_match = _STATUS.match(status_field)
     status = ".".join(status_match.groups()) if status_match else ""
-    action = _ACTIONS.get(action_word)
+    action = _ACTIONS.get(action_word) or _ACTION_ALIASES.get(action_word)
     if action is None:
         action = _action_from_status(status)
     diagnostic = values.get("diagnostic-code", "")
@@ -90,20 +149,92 @@ def _failure(fields: list[tuple[str, str]]) -> Failure | None:
     if sep and " " not in diag_type.strip():
         diagnostic = diag_text
     diagnostic = diagnostic.strip()
+    if not diagnostic:
+        comment = _STATUS_COMMENT.search(status_field)
+        if comment and not comment.group(1).lower().startswith("undefined"):
+            diagnostic = comment.group(1).strip()
     smtp_code = ""
     if diag_type.strip().lower() == "smtp" or not sep:
-        code = re.match(r"([245]\d\d)\b", diagnostic)
+        code = _SMTP_CODE.match(diagnostic)
         smtp_code = code.group(1) if code else ""
     remote = values.get("remote-mta", "")
     remote = remote.partition(";")[2].strip() if ";" in remote else remote.strip()
     return Failure(
         address=address,
         action=action,
-        status=status,
+        status=_refined_status(status, diagnostic),
         smtp_code=smtp_code,
         diagnostic=diagnostic,
-        remote_mta=remote,
+        remote_mta=remote.split(" ")[0] if remote else "",
     )
+
+
+def _refined_status(status: str, diagnostic: str) -> str:
+    """A bare x.0.0 status gives way to a more precise one of the same class in the words."""
+    if status and not status.endswith(".0.0"):
+        return status
+    found = _STATUS_IN_WORDS.search(diagnostic)
+    if not found:
+        return status
+    precise = ".".join(found.groups())
+    if status and precise[0] != status[0]:
+        return status
+    return precise
+
+
+def _enrich(failures: list[Failure], notice: str) -> None:
+    """Recipients without the server's words: take them from the human-readable notice."""
+    if not notice or all(f.diagnostic for f in failures):
+        return
+    notice, _ = split_at_original(notice)
+    transcript = _TRANSCRIPT.search(notice)
+    single = len({f.address for f in failures}) == 1
+    for failure in failures:
+        if failure.diagnostic or not failure.address:
+            continue
+        words = notice_words(notice, failure.address)
+        if single and transcript:
+            words = " ".join(transcript.group(1).split())
+        if words:
+            failure.diagnostic = words
+            failure.status = _refined_status(failure.status, words)
+
+
+def notice_words(notice: str, address: str) -> str:
+    """What a notice says about one recipient: the lines that name it and their continuation.
+
+    The address itself and list markers are dropped, so "<a@b>: host x said: 550 ..." gives
+    "host x said: 550 ..."; a line that only names the address contributes what follows it.
+    """
+    lines = notice.split("\n")
+    lowered = address.lower()
+    mention = re.compile(r"<?" + re.escape(address) + r">?", re.I)
+    pieces: list[str] = []
+    used: set[int] = set()
+    for index, line in enumerate(lines):
+        if index in used or lowered not in line.lower():
+            continue
+        rest = mention.sub(" ", line).strip(" \t<>:;,.*-\"'()[]")
+        if rest:
+            pieces.append(rest)
+        for offset, following in enumerate(lines[index + 1:index + 8], start=index + 1):
+            if not following.strip() or lowered in following.lower():
+                break
+            if not following[:1].isspace() and rest:
+                break  # an unindented line after a full one starts something else
+            pieces.append(following.strip())
+            used.add(offset)
+    return " ".join(" ".join(pieces).split())
+
+
+def _decode_jis(value: str) -> str:
+    """ISO-2022-JP text in a field of a part that declared no charset."""
+    if _JIS_ESCAPE not in value:
+        return value
+    try:
+        return value.encode("latin-1").decode("iso-2022-jp")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 def _action_from_status(status: str) -> Action:

@@ -25,6 +25,9 @@ class Failure:
     # that only means one thing in that format); the classifier still checks it.
     reason_hint: str = ""
     hint_evidence: str = ""
+    # The SMTP command the remote reply answered, when the report says (CONN for the
+    # greeting, HELO, MAIL, RCPT, DATA): a "no such user" to MAIL FROM is about the sender.
+    command: str = ""
 
 
 @dataclass(slots=True)

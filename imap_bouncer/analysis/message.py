@@ -12,18 +12,31 @@ from __future__ import annotations
 import binascii
 import codecs
 import re
-from email.header import decode_header, make_header
-from functools import cached_property
+import textwrap
+from functools import lru_cache
+from urllib.parse import unquote_to_bytes
 
 # Bodies above this many bytes are cut before analysis: every format states its verdict near
 # the top, and the copy of the original message that follows can be huge.
 MAX_PART_BYTES = 512 * 1024
 MAX_DEPTH = 8
 
+# The media type at the start of a Content-Type value (RFC 2045 token "/" token).
+_MEDIA_TYPE = re.compile(r"\s*([A-Za-z0-9!#$%&'*+.^_`|~-]+/[A-Za-z0-9!#$%&'*+.^_`|~-]+)")
 _PARAM_RE = re.compile(
     r';\s*([A-Za-z0-9_.*!#$%&\'+^`|~-]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;\s]*)', re.S
 )
-_ENCODED_WORD = "=?"
+_QUOTED_PAIR = re.compile(r"\\(.)", re.S)
+# RFC 2231 parameter continuations: name*0, name*1*, ...
+_PARAM_SECTION = re.compile(r"(.+?)\*(\d+)(\*?)")
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?]*)\?=")
+_CHARSET_ALIASES = {
+    "utf8": "utf-8", "unicode-1-1-utf-7": "utf-7", "ks_c_5601-1987": "cp949",
+    "x-sjis": "shift_jis", "x-unknown": "", "unknown-8bit": "", "unknown": "",
+    "us-ascii": "ascii", "gb2312": "gb18030", "gbk": "gb18030", "iso-8859-8-i": "iso-8859-8",
+}
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+_NOT_B64 = bytes(b for b in range(256) if b not in _B64_ALPHABET)
 
 
 def normalize_newlines(raw: bytes) -> bytes:
@@ -33,24 +46,34 @@ def normalize_newlines(raw: bytes) -> bytes:
     return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
+@lru_cache(maxsize=256)
+def text_codec(charset: str) -> str:
+    """A declared charset -> the name of a Python text codec, or "" when there is none.
+
+    Labels are messy (quotes, aliases Python lacks, `x-unknown`); some valid Python codec
+    names (`base64`, `zlib`, `rot13`) are not text encodings and must not be trusted.
+    """
+    name = charset.strip().strip("\"'").lower()
+    name = _CHARSET_ALIASES.get(name, name)
+    if not name:
+        return ""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError, TypeError):
+        return ""
+    if not getattr(info, "_is_text_encoding", True):
+        return ""
+    return info.name
+
+
 def decode_bytes(data: bytes, charset: str | None = None) -> str:
     """Bytes to text with the declared charset, falling back to UTF-8 and then Latin-1."""
-    if charset:
-        charset = charset.strip().strip('"').lower()
-        aliases = {"utf8": "utf-8", "unicode-1-1-utf-7": "utf-7", "ks_c_5601-1987": "cp949",
-                   "x-sjis": "shift_jis", "x-unknown": "", "unknown-8bit": "", "us-ascii": "ascii",
-                   "gb2312": "gb18030", "gbk": "gb18030", "iso-8859-8-i": "iso-8859-8"}
-        charset = aliases.get(charset, charset)
-    if charset and charset not in ("ascii", "utf-8"):
+    codec = text_codec(charset) if charset else ""
+    if codec and codec not in ("ascii", "utf-8"):
         try:
-            codecs.lookup(charset)
-        except LookupError:
-            charset = None
-        else:
-            try:
-                return data.decode(charset)
-            except (UnicodeDecodeError, ValueError):
-                pass
+            return data.decode(codec)
+        except (UnicodeError, ValueError, LookupError):
+            pass
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -58,13 +81,54 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
 
 
 def decode_words(value: str) -> str:
-    """Decode RFC 2047 encoded words; a broken one is left as it is."""
-    if _ENCODED_WORD not in value:
+    """Decode RFC 2047 encoded words leniently; a word that cannot be read is left as it is.
+
+    Adjacent words of one charset are joined before decoding (a multi-byte character may be
+    split between them) and the white space between encoded words is dropped (RFC 2047 6.2).
+    Unknown charsets and broken base64 padding fall back as `decode_bytes` does.
+    """
+    if "=?" not in value:
         return value
-    try:
-        return str(make_header(decode_header(value)))
-    except Exception:  # the stdlib raises many kinds on malformed words
-        return value
+    pieces: list[str] = []
+    pending: list[bytes] = []  # bytes of adjacent encoded words in one charset
+    pending_charset = ""
+    position = 0
+
+    def flush() -> None:
+        if pending:
+            pieces.append(decode_bytes(b"".join(pending), pending_charset))
+            pending.clear()
+
+    for match in _ENCODED_WORD.finditer(value):
+        between = value[position:match.start()]
+        charset = match.group(1).split("*", 1)[0]  # RFC 2231 language suffix
+        data = _word_bytes(match.group(2), match.group(3))
+        if data is None:  # unreadable: keep the word as written
+            flush()
+            pieces.append(between + match.group(0))
+            position = match.end()
+            continue
+        if between and (between.strip() or not pending):
+            flush()
+            pieces.append(between)
+        elif pending and text_codec(charset) != text_codec(pending_charset):
+            flush()
+        pending.append(data)
+        pending_charset = charset
+        position = match.end()
+    flush()
+    pieces.append(value[position:])
+    return "".join(pieces)
+
+
+def _word_bytes(encoding: str, text: str) -> bytes | None:
+    raw = text.encode("utf-8", "replace")
+    if encoding in "Bb":
+        try:
+            return decode_base64(raw)
+        except (binascii.Error, ValueError):
+            return None
+    return binascii.a2b_qp(raw, header=True)
 
 
 def split_header_block(data: bytes) -> tuple[bytes, bytes]:
@@ -76,6 +140,14 @@ def split_header_block(data: bytes) -> tuple[bytes, bytes]:
         # No body at all, or a truncated message: everything that looks like a header.
         return data, b""
     return data[:end + 1], data[end + 2:]
+
+
+def decode_header_block(block: bytes) -> str:
+    """Header bytes to text: UTF-8, else line by line (one Latin-1 header spoils no other)."""
+    try:
+        return block.decode("utf-8")
+    except UnicodeDecodeError:
+        return "\n".join(decode_bytes(line) for line in block.split(b"\n"))
 
 
 def parse_header_lines(block: str) -> list[tuple[str, str]]:
@@ -104,16 +176,71 @@ def parse_header_lines(block: str) -> list[tuple[str, str]]:
 
 
 def content_type_params(value: str) -> tuple[str, dict[str, str]]:
-    """`Content-Type` value -> (lower-case type, parameters with lower-case names)."""
-    main, _, rest = value.partition(";")
+    """`Content-Type` value -> (lower-case type, parameters with lower-case names).
+
+    Lenient: a missing `;` before the first parameter is tolerated, and RFC 2231 continued
+    or charset-tagged parameters (`boundary*0=`, `name*=utf-8''...`) are joined and decoded.
+    """
+    match = _MEDIA_TYPE.match(value)
+    if match:
+        main, rest = match.group(1), value[match.end():]
+    else:
+        main, _, rest = value.partition(";")
+    rest = rest.strip()
+    if rest and not rest.startswith(";"):
+        rest = ";" + rest
     params: dict[str, str] = {}
-    for match in _PARAM_RE.finditer(";" + rest):
-        val = match.group(2)
+    sections: dict[str, dict[int, tuple[str, bool]]] = {}
+    for found in _PARAM_RE.finditer(rest):
+        name, val = found.group(1).lower(), found.group(2)
         if val.startswith('"'):
             val = val[1:-1] if val.endswith('"') and len(val) > 1 else val[1:]
-            val = val.replace('\\"', '"')
-        params.setdefault(match.group(1).lower().rstrip("*"), val)
+            val = _QUOTED_PAIR.sub(r"\1", val)
+        section = _PARAM_SECTION.fullmatch(name)
+        if section:
+            parts = sections.setdefault(section.group(1), {})
+            parts.setdefault(int(section.group(2)), (val, bool(section.group(3))))
+        elif name.endswith("*"):
+            params[name.rstrip("*")] = _decode_extended([(val, True)])
+        else:
+            params.setdefault(name, val)
+    for name, parts in sections.items():
+        if name not in params:
+            params[name] = _decode_extended([parts[n] for n in sorted(parts)])
     return main.strip().lower() or "text/plain", params
+
+
+def _decode_extended(pieces: list[tuple[str, bool]]) -> str:
+    """RFC 2231 values: the first extended piece may say charset'language'; %XX escapes."""
+    charset = ""
+    data = bytearray()
+    for index, (value, extended) in enumerate(pieces):
+        if not extended:
+            data += value.encode("utf-8", "replace")
+            continue
+        if index == 0 and value.count("'") >= 2:
+            charset, _language, value = value.split("'", 2)
+        data += unquote_to_bytes(value)
+    return decode_bytes(bytes(data), charset or None)
+
+
+class lazy:
+    """`functools.cached_property` without the lock Python 3.11 takes on every first access,
+    which made it the reader's largest cost; a Part belongs to one thread."""
+
+    def __init__(self, func) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.func(instance)
+        return value
 
 
 class Part:
@@ -123,32 +250,34 @@ class Part:
         block, self.raw_body = split_header_block(data)
         self.depth = depth
         self.errors: list[str] = []
-        self.headers = parse_header_lines(decode_bytes(block))
+        self.headers = parse_header_lines(decode_header_block(block))
         self._default_type = default_type
 
     # --- headers -----------------------------------------------------------------------
+    @lazy
+    def _index(self) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
+        for key, value in self.headers:
+            index.setdefault(key, []).append(value)
+        return index
+
     def get(self, name: str, default: str = "") -> str:
         """The first value of a header, unfolded, encoded words left alone."""
-        name = name.lower()
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return default
+        values = self._index.get(name.lower())
+        return values[0] if values else default
 
     def get_all(self, name: str) -> list[str]:
-        name = name.lower()
-        return [value for key, value in self.headers if key == name]
+        return list(self._index.get(name.lower(), ()))
 
     def decoded(self, name: str) -> str:
         """A header's first value with RFC 2047 encoded words decoded."""
         return decode_words(self.get(name))
 
     def __contains__(self, name: str) -> bool:
-        name = name.lower()
-        return any(key == name for key, _ in self.headers)
+        return name.lower() in self._index
 
     # --- content type ------------------------------------------------------------------
-    @cached_property
+    @lazy
     def _content_type(self) -> tuple[str, dict[str, str]]:
         value = self.get("content-type")
         if not value:
@@ -158,11 +287,11 @@ class Part:
             ctype = "text/plain"
         return ctype, params
 
-    @property
+    @lazy
     def content_type(self) -> str:
         return self._content_type[0]
 
-    @property
+    @lazy
     def params(self) -> dict[str, str]:
         return self._content_type[1]
 
@@ -171,14 +300,20 @@ class Part:
         return self.content_type.startswith("multipart/")
 
     # --- bodies ------------------------------------------------------------------------
-    @cached_property
+    @lazy
+    def transfer_encoding(self) -> str:
+        """`base64`, `quoted-printable`, ...: the first word, without quotes or junk."""
+        value = self.get("content-transfer-encoding").strip().strip("\"'").lower()
+        return re.split(r"[\s;\"']", value, maxsplit=1)[0]
+
+    @lazy
     def payload(self) -> bytes:
         """The body with its Content-Transfer-Encoding undone."""
         body = self.raw_body[:MAX_PART_BYTES]
-        encoding = self.get("content-transfer-encoding").strip().lower()
+        encoding = self.transfer_encoding
         if encoding == "base64":
             try:
-                return binascii.a2b_base64(_fix_base64(body))
+                return decode_base64(body)
             except (binascii.Error, ValueError) as err:
                 self.errors.append(f"bad base64 body: {err}")
                 return body
@@ -190,12 +325,12 @@ class Part:
                 return body
         return body
 
-    @cached_property
+    @lazy
     def text(self) -> str:
         """The body as text, decoded with its charset (leniently)."""
         return decode_bytes(self.payload, self.params.get("charset")).replace("\r", "")
 
-    @cached_property
+    @lazy
     def parts(self) -> list[Part]:
         """Child entities: the parts of a multipart, or the message inside message/rfc822."""
         if self.depth >= MAX_DEPTH:
@@ -208,28 +343,19 @@ class Part:
         return []
 
     def _split_multipart(self) -> list[Part]:
-        boundary = self.params.get("boundary", "").encode("latin-1", "replace")
+        declared = self.params.get("boundary", "").encode("utf-8", "replace")
         body = self.raw_body
-        if not boundary:
-            boundary = _guess_boundary(body)
-            if not boundary:
-                self.errors.append("multipart without a boundary")
-                return []
-        delimiter = b"\n--" + boundary
-        chunks = (b"\n" + body).split(delimiter)
-        if len(chunks) < 2:
-            self.errors.append("multipart boundary not found")
+        chunks = _split_body(body, declared) if declared else None
+        if chunks is None:
+            guessed = _guess_boundary(body)
+            chunks = _split_body(body, guessed) if guessed and guessed != declared else None
+        if chunks is None:
+            self.errors.append("multipart boundary not found" if declared
+                               else "multipart without a boundary")
             return []
-        child_default = "message/rfc822" if self.content_type == "multipart/digest" else "text/plain"
-        parts = []
-        for chunk in chunks[1:]:
-            if chunk.startswith(b"--"):
-                break  # the close delimiter: what follows is the epilogue
-            newline = chunk.find(b"\n")
-            if newline < 0:
-                continue
-            parts.append(Part(chunk[newline + 1:], self.depth + 1, child_default))
-        return parts
+        digest = self.content_type == "multipart/digest"
+        child_default = "message/rfc822" if digest else "text/plain"  # RFC 2046 5.1.5
+        return [Part(chunk, self.depth + 1, child_default) for chunk in chunks]
 
     def walk(self):
         """This part and all its descendants, depth first."""
@@ -244,28 +370,63 @@ class Part:
                 return part
         return None
 
-    @cached_property
+    @property
     def all_errors(self) -> list[str]:
-        errors: list[str] = []
-        for part in self.walk():
-            errors.extend(part.errors)
-        return errors
+        """What could not be read, here and below, as far as anything has been read yet."""
+        parts = list(self.walk())  # first split everything: splitting notes its own errors
+        return [error for part in parts for error in part.errors]
 
 
-def _fix_base64(body: bytes) -> bytes:
-    """Drop junk after the base64 text and repair missing padding (truncated messages)."""
-    cleaned = bytes(c for c in body if c in _B64_ALPHABET) if b" " in body else body
-    core = cleaned.replace(b"\n", b"").rstrip(b"=")
-    core = core[: len(core) - len(core) % 4] if len(core) % 4 == 1 else core
+def _split_body(body: bytes, boundary: bytes) -> list[bytes] | None:
+    """The bodies between `--boundary` lines; None when there is no such line.
+
+    A delimiter is a whole line (RFC 2046 5.1.1): `--boundary`, maybe `--` to close, then only
+    white space, so a longer boundary that starts with this one is not mistaken for it. A
+    message cut short simply ends its last part at the end of the data.
+    """
+    marker = b"--" + boundary
+    chunks: list[bytes] = []
+    start = -1  # where the current part's content begins
+    position = 0
+    while (found := body.find(marker, position)) >= 0:
+        position = found + len(marker)
+        if found and body[found - 1] != 0x0A:  # not at the start of a line
+            continue
+        close = body.startswith(b"--", position)
+        newline = body.find(b"\n", position)
+        line_end = len(body) if newline < 0 else newline
+        if body[position + 2 * close:line_end].strip(b" \t"):
+            continue  # a longer boundary, or text that merely starts like one
+        if start >= 0:
+            chunks.append(body[start:max(found - 1, start)])
+        if close or newline < 0:
+            return chunks  # the close delimiter, or a message cut right after a delimiter
+        start = position = newline + 1
+    if start < 0:
+        return None
+    chunks.append(body[start:])
+    return chunks
+
+
+def decode_base64(body: bytes) -> bytes:
+    """Base64 leniently: what is not base64 is dropped, missing padding (a truncated message)
+    repaired, and padding in the middle (separately encoded pieces joined) read past."""
+    core = body.translate(None, _NOT_B64)
+    if b"=" in core.rstrip(b"="):
+        return b"".join(binascii.a2b_base64(_pad_base64(piece))
+                        for piece in re.split(rb"=+", core) if piece)
+    return binascii.a2b_base64(_pad_base64(core.rstrip(b"=")))
+
+
+def _pad_base64(core: bytes) -> bytes:
+    if len(core) % 4 == 1:  # one stray character can never be decoded
+        core = core[:-1]
     return core + b"=" * (-len(core) % 4)
 
 
-_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n")
-
-
 def _guess_boundary(body: bytes) -> bytes:
-    """A multipart whose boundary parameter got lost: take the first `--token` line."""
-    match = re.search(rb"^--([^\s]{6,70})\s*$", body[:4096], re.M)
+    """A multipart whose boundary parameter got lost or is wrong: the first `--token` line."""
+    match = re.search(rb"^--([^\s]{6,70}?)(?:--)?[ \t]*$", body[:4096], re.M)
     return match.group(1) if match else b""
 
 
@@ -282,7 +443,10 @@ def parse_field_groups(text: str) -> list[list[tuple[str, str]]]:
     """
     groups: list[list[tuple[str, str]]] = []
     for block in re.split(r"\n[ \t]*\n", text.replace("\r", "")):
-        fields = parse_header_lines(block.strip("\n"))
+        block = block.strip("\n")
+        if block[:1] in (" ", "\t"):  # an indented report: fields start at its margin
+            block = textwrap.dedent(block)
+        fields = parse_header_lines(block)
         if fields:
             groups.append(fields)
     return groups

@@ -12,108 +12,248 @@ import re
 
 from ..report import Reason
 
-# (reason, regular expression). Order matters: first match wins.
+# (reason, regular expression). Order matters: first match wins. The groups run from the most
+# specific cause to the most general, because one reply often carries several: Gmail explains
+# a reputation or an RFC 5322 refusal "to protect our users from spam"; Postfix writes
+# "Recipient address rejected:" before the real cause; qmail adds "Giving up on ..." to all.
 PHRASES: list[tuple[Reason, str]] = [
-    # --- the sender's IP or host is refused: blocklists, reputation, reverse DNS ------------
-    (Reason.REQUIREPTR, r"reverse (?:dns|lookup|hostname)|no ptr record|ptr record"),  # many
+    # --- the domain accepts no mail at all (RFC 7505 null MX) ---------------------------------
+    (Reason.NOTACCEPT, r"\bnull mx\b|"  # RFC 7505; Gmail "returned Null MX"
+                       r"(?:doesn't|does not) receive e-?mail|"  # Gmail "doesn't receive email"
+                       r"(?:host|domain) (?:does not|doesn't) accept (?:e-?)?mail\b(?! from)|"
+                       r"accepts no (?:e-?)?mail"),  # Sendmail/Postfix null-MX replies
+    # --- the sending host has no usable reverse DNS -----------------------------------------
+    (Reason.REQUIREPTR, r"reverse (?:dns|lookup|hostname|resolution)|\bptr (?:record|resource)|"
+                        r"\brdns\b|\bdns ptr\b"),  # Gmail 5.7.25, GMX, Exim ACLs, many
     (Reason.REQUIREPTR, r"(?:cannot|can't|could not|unable to) (?:resolve|find) (?:your |the )?"
                         r"(?:host ?name|reverse)"),  # Postfix reject_unknown_client_hostname
-    (Reason.REQUIREPTR, r"client host rejected: cannot find your hostname"),  # Postfix
-    (Reason.REQUIREPTR, r"\bhostname (?:does not|doesn't) resolve|no rdns|rdns (?:lookup|check)"),
-    (Reason.BADREPUTATION, r"\breputation\b|\bpoor (?:sender )?reputation"),  # Gmail, Yahoo
-    (Reason.BLOCKED, r"\b(?:spamhaus|spamcop|sorbs|barracudacentral|uceprotect|dnsbl|rbl|"
-                     r"blacklist(?:ed)?|blocklist(?:ed)?|block list|black list|denylist)\b"),
-    (Reason.BLOCKED, r"\b(?:ip|address|host|client|connection)\b.{0,30}\b(?:blocked|banned|"
-                     r"listed|refused|rejected|denied|not allowed)"),  # many MTAs
-    (Reason.BLOCKED, r"access denied\b.{0,30}\b(?:ip|banned)|\bbanned sending ip"),  # Outlook
-    (Reason.BLOCKED, r"\bblocked using\b|\bblocked by\b|\bhas been blocked\b|is blocked\b"),
-    (Reason.BLOCKED, r"\bdynamic (?:ip|address|pool)|\bdial-?up\b|residential ip"),
-    # --- authentication: SPF, DKIM, DMARC --------------------------------------------------
-    (Reason.AUTHFAILURE, r"\b(?:spf|dkim|dmarc)\b.{0,40}\b(?:fail|failed|failure|check|policy|"
-                         r"reject|not pass|did not pass|unauthenticated)"),
-    (Reason.AUTHFAILURE, r"\bunauthenticated (?:email|mail|message)|not authenticated"),
-    (Reason.AUTHFAILURE, r"sender policy framework|domain-based message authentication"),
-    # --- content judged spam or virus ------------------------------------------------------
+    (Reason.REQUIREPTR, r"\bip name lookup failed|"  # Sendmail "Access denied. IP name lookup"
+                        r"\bhostname (?:does not|doesn't) resolve|"  # Exim, Postfix ACLs
+                        r"mismatches client ip"),  # Outlook.com "domain [x] mismatches client ip"
+    # --- SPF, DKIM, DMARC -------------------------------------------------------------------
+    (Reason.AUTHFAILURE, r"(?<!received-)\b(?:spf|dkim|dmarc)\b(?![-\w]).{0,60}?\b(?:fail\w*|"
+                         r"check\w*|polic(?:y|ies)|record|settings|reject\w*|(?:did|does) not pass|"
+                         r"verification|validation|alignment|= ?did not pass)"),  # Gmail, Apple,
+                         # Microsoft 5.7.509, Yahoo, Postfix policy daemons
+    (Reason.AUTHFAILURE, r"(?:fails?|failed|(?:did|does) not pass)\b.{0,40}\b(?:spf|dkim|dmarc)"
+                         r"\b(?![-\w])|"
+                         r"authentication checks? failed|"  # Postfix/rspamd 5.7.26
+                         r"does not have authentication information|"  # Gmail 5.7.1
+                         r"fails? to pass authentication|"  # Gmail 5.7.1
+                         r"sender is unauthenticated|unauthenticated (?:e-?mail|mail|message)|"
+                         r"sender policy framework|domain-based message authentication"),
+    # --- SMTP AUTH or TLS required of the client (RFC 4954, RFC 3207) ------------------------
+    (Reason.SECURITYERROR, r"unauthenticated senders? (?:not allowed|prohibited)|"  # Sendmail
+                           r"authentication (?:is )?required|must (?:first )?authenticate|"
+                           r"\btls\b.{0,30}\brequired|starttls|encryption (?:is )?required|"
+                           r"certificate (?:verification|validation|error|expired|invalid)"),
+    # --- the sender's reputation --------------------------------------------------------------
+    (Reason.BADREPUTATION, r"\breputation\b|"  # Gmail 5.7.1, Microsoft 4.7.650, Proofpoint
+                           r"due to (?:unexpected volume or )?user complaints"),  # Yahoo TSS04
+    # --- a stated policy (before sender and content rules that share the words) --------------
+    (Reason.POLICYVIOLATION, r"(?:rejected|refused|not accepted|denied|blocked) (?:for|due to) "
+                             r"(?:local )?policy reasons|"  # Yahoo 5.7.9, Postfix, many
+                             r"content presents a potential|"  # Gmail 5.7.0 "... security issue"
+                             r"\bgr[ae]ylist"),  # Postgrey "Recipient address rejected: Greylisted"
+    # --- the message breaks RFC 5322 (Gmail explains it "to reduce spam") ---------------------
+    (Reason.NOTCOMPLIANTRFC, r"not rfc ?(?:822|2822|5322)[- ]?compliant|not (?:rfc[- ]?)?compliant|"
+                             r"multiple (?:addresses in from|\w+ headers)|"  # Gmail 5.7.1
+                             r"header .{0,20}(?:missing|malformed|syntax)|"
+                             r"(?:missing|malformed) (?:\w+ )?header|rfc ?5322 specifications"),
+    # --- content: virus, spam, malformed ----------------------------------------------------
     (Reason.VIRUSDETECTED, r"\bvirus\b|\bmalware\b|\binfected\b|\btrojan\b|\bworm\b"),
-    (Reason.SPAMDETECTED, r"\bspam\b|\bjunk mail|\bunsolicited\b|\bbulk mail\b|"
-                          r"content (?:filter|rejected)|message (?:content )?rejected as spam"),
-    # --- rate limits and connections -------------------------------------------------------
-    (Reason.SPEEDING, r"rate limit|too many (?:messages|mails|emails)|sending rate|"
-                      r"exceeded (?:the )?(?:rate|sending limit)|try again later.{0,20}rate"),
-    (Reason.TOOMANYCONN, r"too many (?:connections|recipients|concurrent|sessions)|"
-                         r"connection limit|recipient limit"),
-    # --- the recipient address -------------------------------------------------------------
-    (Reason.HASMOVED, r"\bhas moved\b|\bno longer (?:at|with)\b|address (?:has )?changed|"
-                      r"moved to\b.{0,40}@"),
-    (Reason.HOSTUNKNOWN, r"host (?:or domain name )?not found|unknown host|no such domain|"
-                         r"domain (?:not found|does not exist|doesn't exist|unknown|name not found)|"
-                         r"name or service not known|unrouteable (?:mail )?domain|"
-                         r"nxdomain|unroutable address|no mx (?:record|host)|"
-                         r"host ?name lookup failed|domain lookup failed|"
-                         r"recipient address rejected: domain not found|no route to domain"),
-    (Reason.NOTACCEPT, r"does not accept (?:e-?)?mail|not accept(?:ing)? (?:any )?(?:e-?)?mail|"
-                       r"null mx|accepts no mail"),
-    (Reason.SUSPEND, r"\b(?:account|mailbox|user|address|recipient)\b.{0,30}\b(?:disabled|"
-                     r"suspended|deactivated|inactive|locked|blocked|expired|frozen|closed)\b"),
-    (Reason.SUSPEND, r"\bdisabled (?:account|mailbox|user)|\binactive (?:account|mailbox|user)"),
+    # --- rate limits and connections (before blocklists: QQ adds "Blocked IP" to its limit) --
+    (Reason.TOOMANYCONN, r"too many (?:connections|recipients|concurrent|sessions|rcpt)|"
+                         r"connection (?:rate )?limit|connection frequency limited|"  # Postfix
+                         r"recipient limit|"  # anvil, QQ
+                         r"too many (?:simultaneous|parallel)"),
+    (Reason.SPEEDING, r"rate limit|too many (?:messages|mails|e-?mails)|sending rate|"
+                      r"exceeded (?:the )?(?:rate|sending limit)|temporarily rate limited|"
+                      r"sending (?:quota|limit) exceeded|"  # Gmail 5.4.5 "Daily ... limit"
+                      r"unusual rate|try again later.{0,20}rate"),  # Gmail 4.7.28, Microsoft
+    # --- the sending IP or host is refused: blocklists, dynamic pools ------------------------
+    (Reason.BLOCKED, r"\b(?:spamhaus|spamcop|sorbs|barracudacentral|uceprotect|dnsbl|rbl|"
+                     r"blacklist(?:ed)?|blocklist(?:ed)?|block ?list|black ?list|denylist(?:ed)?|"
+                     r"cloudmark)\b"),  # DNS blocklists named in replies
+    (Reason.BLOCKED, r"client host (?:rejected|blocked|refused)|"  # Postfix check_client_access
+                     r"\bbanned sending ip|"  # Microsoft 5.7.606
+                     r"\b(?:your|sending|source|client|the|this) ip\b.{0,40}\b(?:blocked|banned|"
+                     r"not authori[sz]ed|not accepted|"  # Gmail 5.7.1, Microsoft 5.7.708
+                     r"listed|refused|rejected|denied|not allowed)|"
+                     r"\bip (?:address )?(?:blocked|banned|listed|refused|rejected|denied)|"
+                     r"\badresse ip source bloquee|"  # Orange (French)
+                     r"messages from \S+ weren't sent|"  # Exim blocklist notices
+                     r"invalid ip for sending|"  # Yahoo
+                     r"\bblocked (?:ip|using)\b|"  # QQ, Postfix reject_rbl_client
+                     r"refused to talk to me"),  # Postfix: refused at the greeting
+    (Reason.BLOCKED, r"\b(?:is|as) an open relay\b"),  # Sendmail: the client is a known open relay
+    (Reason.BLOCKED, r"\bdynamic (?:ip|address|pool)|\bdial-?up\b|residential ip|"
+                     r"use the smtp server of your isp|smtp server of your (?:isp|provider)"),
+    # --- the message was judged spam ---------------------------------------------------------
+    (Reason.SPAMDETECTED, r"\bspam\b|\bspamming\b|\bjunk mail|\bunsolicited\b|\bbulk mail\b|"
+                          r"\bube\b|message (?:content )?rejected as spam|"  # Barracuda, amavis
+                          r"\bscore (?:too high|exceeded)|spam ?assassin"),
+    # --- the envelope sender is refused ------------------------------------------------------
+    (Reason.REJECTED, r"sender (?:address |domain )?(?:rejected|denied|refused|blocked|unknown|"
+                      r"invalid|not allowed)|"  # Postfix reject_unknown_sender_domain & co.
+                      r"(?:domain|address) of sender|"  # Sendmail "Domain of sender address"
+                      r"(?:unroutable|unrouteable|invalid|unknown|unverified|bad) sender|"  # Exim
+                      r"sender verify failed|sender verification failed|"  # Exim callouts
+                      r"sender was rejected|"  # qmail "Connected to x but sender was rejected"
+                      r"mail from .{0,60}(?:rejected|refused|not allowed)|"
+                      r"permission to post|not allowed to post|"  # Google Groups, mailing lists
+                      r"may not have permission"),  # Google Groups
+    # --- relaying ------------------------------------------------------------------------------
+    (Reason.NORELAYING, r"relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|"
+                        r"prohibited)|not permitted to relay|unable to relay|we do not relay|"
+                        r"not configured to relay|relay not permitted|not a gateway"),
+    # --- the local delivery program failed (whatever words it printed) -----------------------
+    (Reason.MAILERERROR, r"command (?:died|output|not found)|mailer error|"  # Postfix
+                         r"pipe to .{0,60}(?:failed|generated by)|unknown mailer error|"  # Exim
+                         r"\bprocmail\b|operating system error"),  # Sendmail EX_OSERR
+    # --- the recipient's mailbox ---------------------------------------------------------------
+    (Reason.HASMOVED, r"\bhas moved\b|\bno longer (?:at|with|on)\b|address (?:has )?changed|"
+                      r"moved to\b.{0,40}@|not our customer"),  # Postfix/Sendmail 5.1.6
     (Reason.MAILBOXFULL, r"mailbox (?:is )?full|over ?quota|quota (?:exceeded|full)|"
                          r"exceed(?:ed|s)? (?:the |his |her |their )?(?:storage|quota|mailbox)|"
-                         r"insufficient (?:disk )?space|mailbox size limit|storage (?:limit|full)|"
-                         r"too much mail|full mailbox|user(?:'s)? (?:disk )?quota|is full\b"),
-    (Reason.EXCEEDLIMIT, r"exceeds? (?:the )?(?:recipient's|user's|mailbox) size limit"),
-    (Reason.MESGTOOBIG, r"message (?:is )?too (?:big|large)|message size exceeds|"
-                        r"(?:size|length) (?:limit )?exceeded|exceeds (?:the )?(?:maximum|max)"
+                         r"mailbox size limit|(?:mailbox )?storage (?:limit|full)|"
+                         r"too much mail|full mailbox|user(?:'s)? (?:disk )?quota|"
+                         r"mail ?box.{0,20}\bis full\b|insufficient (?:space|storage) in mailbox"),
+    (Reason.EXCEEDLIMIT, r"exceeds? (?:the )?(?:recipient's|user's|mailbox) size limit|"
+                         r"length exceeds limit set by recipient"),  # Amazon SES 5.2.3
+    (Reason.EXCEEDLIMIT, r"message length exceeds administrative limit"),  # RFC 3463 5.2.3 wording
+    (Reason.MESGTOOBIG, r"line (?:limit exceeded|too long)|"  # RFC 5321 4.5.3.1.6 text line
+                        r"message (?:is )?too (?:big|large)|message size exceeds|"
+                        r"(?:message )?size (?:limit )?exceeded|exceeds (?:the )?(?:maximum|max)"
                         r" (?:message )?size|message exceeds|mail too large|size limit"),
-    (Reason.USERUNKNOWN, r"user(?:name)? (?:unknown|not found|does not exist|doesn't exist)|"
-                         r"unknown (?:user|recipient|mailbox|local[- ]part|address)|"
+    (Reason.SYSTEMFULL, r"(?:system|disk|storage|spool) (?:is )?full|insufficient system storage|"
+                        r"insufficient (?:disk )?space|out of (?:disk )?space"),  # Sendmail 452
+    # --- DNS: a lookup that may succeed later, then a name that does not exist --------------
+    (Reason.NETWORKERROR, r"(?:host not found|name service error).{0,60}try again|"  # Postfix
+                          r"temporary (?:dns|lookup|name resolution) failure|"
+                          r"\bservfail\b"),
+    (Reason.NETWORKERROR, r"\bdns error: \d+ dns type '\w+' lookup of"),  # Gmail: its own lookup
+                          # failed (NXDOMAIN, no answers); sent as 4.0.0, Gmail keeps retrying
+    (Reason.HOSTUNKNOWN, r"host (?:or domain name )?not found|unknown host|no such domain|"
+                         r"domain (?:not found|does not exist|doesn't exist|unknown|"
+                         r"name not found)|"
+                         r"name or service not known|unrouteable (?:mail )?(?:domain|address)|"
+                         r"unroutable (?:mail )?(?:domain|address)|invalid domain|"
+                         r"\bnxdomain\b|no mx (?:record|host)|had no relevant answers|"
+                         r"host ?name lookup failed|domain lookup failed|"
+                         r"couldn't find any host (?:named|by that name)|"  # qmail
+                         r"no route to domain|"
+                         r"illegal host/domain name"),  # Sendmail
+    (Reason.HOSTUNKNOWN, r"\bhost unknown\b"),  # Sendmail "550 Host unknown (Authoritative answer"
+    (Reason.NOTACCEPT, r"system not accepting network messages"),  # RFC 3463 5.3.2 wording
+    # --- the mailbox is disabled ---------------------------------------------------------------
+    (Reason.SUSPEND, r"\b(?:account|mailbox)\b.{0,30}\b(?:disabled|suspended|deactivated|"
+                     r"inactive|locked|blocked|expired|frozen|closed|discontinued)\b|"  # Gmail,
+                     r"\b(?:user|recipient)\b.{0,30}\b(?:disabled|suspended|deactivated|"  # Yahoo,
+                     r"inactive|locked|blocked|frozen|discontinued)\b|"  # i.ua, Orange
+                     r"\bcompte du destinataire est bloque"),  # Orange (French)
+    (Reason.SUSPEND, r"\b(?:disabled|inactive|suspended) (?:e-?mail )?(?:account|mailbox|user|"
+                     r"recipient|address)"),  # Sendmail 5.7.13, iCloud
+    # --- the recipient's filter refused the sender, worded as an unknown user ---------------------
+    (Reason.FILTERED, r"(?:^|\s)550 : user unknown\b"),  # au by KDDI (ezweb.ne.jp): no address
+                      # between code and colon is au's reply when the recipient's filter refuses
+    # --- no such recipient ----------------------------------------------------------------------
+    (Reason.USERUNKNOWN, r"user(?:name)? (?:unknown|not found|does not exist|doesn't exist|"
+                         r"not exist)|"
+                         r"unknown (?:user|recipient|mailbox|local[- ]part|address)(?! error)|"
                          r"no such (?:user|mailbox|recipient|address|account|person)|"
-                         r"(?:mailbox|recipient|address|account|user) (?:is )?(?:unknown|unavailable|"
-                         r"not found|does not exist|doesn't exist|not exist|invalid)|"
+                         r"(?:mailbox|recipient|address|account|user) (?:is )?(?:unknown|"
+                         r"unavailable|not found|does not exist|doesn't exist|not exist|invalid)|"
                          r"invalid (?:recipient|mailbox|address|user)|"
-                         r"(?:recipient|address) rejected: (?:user unknown|undeliverable address)|"
                          r"not a valid (?:user|mailbox|recipient)|no mailbox|"
+                         r"(?:address|recipient|mailbox|user)(?: you entered)? (?:couldn't|"
+                         r"could not|cannot|can't) be found|"  # Microsoft NDR notice
                          r"user (?:is )?not (?:local|here)|unknown or illegal alias|"
-                         r"bad destination mailbox|nosuchuser|user_unknown|"
-                         r"recipient not (?:found|recognized)|mailbox unavailable"),
-    # --- the sender -------------------------------------------------------------------------
-    (Reason.NORELAYING, r"relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|"
-                        r"prohibited)|not permitted to relay|unable to relay|we do not relay"),
-    (Reason.REJECTED, r"sender (?:address )?(?:rejected|denied|refused|blocked|unknown|invalid)|"
-                      r"(?:domain|address) of sender|mail from .{0,40}rejected|"
-                      r"invalid sender|sender verify failed|bad sender"),
-    # --- policy, security and syntax --------------------------------------------------------
-    (Reason.SECURITYERROR, r"\btls\b.{0,30}\brequired|starttls|encryption required|"
-                           r"certificate|authentication required"),
-    (Reason.NOTCOMPLIANTRFC, r"\brfc ?(?:822|2822|5322)\b|not (?:rfc[- ]?)?compliant|"
-                             r"duplicate header|header .{0,20}(?:missing|malformed)"),
-    (Reason.POLICYVIOLATION, r"\bpolicy\b|\bprohibited\b|not allowed|not authori[sz]ed"),
-    (Reason.FILTERED, r"\bfiltered\b|\bfilter\b"),
-    (Reason.SYNTAXERROR, r"syntax error|command unrecognized|bad sequence of commands"),
-    # --- the receiving system ---------------------------------------------------------------
-    (Reason.SYSTEMFULL, r"(?:system|disk|storage) (?:is )?full|insufficient system storage"),
+                         r"bad destination mailbox|nosuchuser|user_unknown|recipnotfound|"
+                         r"recipient(?: name)? (?:is )?not (?:found|recognized)|"  # Exchange
+                         r"(?:doesn't|does not) have an? .{1,40} account|"  # Yahoo "dd This user"
+                         r"\baddress rejected\b(?! ?:)|"  # Postfix, Google: bare refusal
+                         r"recipient address rejected: access denied|"  # Office 365 5.4.1
+                         r"adresse destinataire invalide|"  # Orange (French)
+                         r"mailbox unavailable"),  # RFC 5321 reply text for 550
+    # --- policy, filters, protocol --------------------------------------------------------------
+    (Reason.CONTENTERROR, r"8-?bit data|message content rejected|content (?:not allowed|rejected)|"
+                          r"duplicate header|improper use|invalid (?:mime|content|character)"),
+                          # Sendmail 5.6.x, Amazon SES
+    (Reason.FILTERED, r"recipient preferences|\bfiltered\b|\bfilter(?:ing)? (?:rule|policy)|"
+                      r"refused by (?:the )?recipient|rejected by recipient"),  # Facebook
+    (Reason.POLICYVIOLATION, r"\bpolicy\b|\bprohibited\b|not allowed|not authori[sz]ed|"
+                             r"not permitted"),
+    (Reason.SYNTAXERROR, r"syntax error|command unrecognized|bad sequence of commands|"
+                         r"command not implemented|parameter not implemented"),  # RFC 5321 texts
+    # --- delivery gave up after retrying; the network --------------------------------------------
+    (Reason.EXPIRED, r"retry timeout exceeded|message expired|queue\.expired|"  # Exim, Exchange
+                     r"could not be delivered within|unable to deliver in \d+|"  # SES, Sendmail
+                     r"delivery time expired|too long in (?:the )?queue|"
+                     r"have been failing for a long time|"  # Exim "all hosts have been failing"
+                     r"did not accept our requests to connect|"  # Gmail, after days of retries
+                     r"timed? ?out|\btimeout\b"),  # a host that kept timing out until expiry
     (Reason.NETWORKERROR, r"mail (?:for .{0,40})?loops? back|routing loop|too many hops|"
-                          r"connection (?:timed out|refused|reset)|timed? ?out|"
-                          r"temporary (?:dns|lookup) failure|network (?:is )?unreachable"),
-    (Reason.EXPIRED, r"retry timeout exceeded|message expired|could not be delivered within|"
-                     r"delivery time expired|too long in queue|gave up|giving up|"
-                     r"delivery attempts will continue|has been delayed"),
-    (Reason.MAILERERROR, r"command (?:died|failed|not found|output)|mailer error|"
-                         r"pipe to .{0,40} failed|unknown mailer error|\bprocmail\b"),
+                          r"loop detected|connection (?:refused|reset)|lost connection|"
+                          r"no route to host|network (?:is )?unreachable|host (?:is )?unreachable|"
+                          r"network error|\bdns (?:error|failure)|"
+                          r"(?:wasn't|was not) able to establish an smtp connection"),  # qmail
+    # --- the receiving system -----------------------------------------------------------------
     (Reason.SYSTEMERROR, r"internal (?:server )?error|system (?:error|failure)|"
-                         r"local error|temporary failure|service unavailable"),
+                         r"local error|temporary failure|"
+                         r"service (?:is )?currently (?:unavailable|not available)|"  # SurfControl
+                         r"service refused|"  # Orange "Service refuse"
+                         r"unable to contact ldap|directory (?:server )?(?:failure|unavailable)|"
+                         r"(?:does not|doesn't) support (?:tls|starttls)"),  # RFC 3463 X.3.3:
+                         # the receiving system lacks a feature the sender requires (Gmail)
+    # --- last, a bare "blocked" without a more precise cause: the sender's side is refused -----
+    (Reason.BLOCKED, r"\bblocked\b|\bbanned\b"),
 ]
 
-_COMPILED = [(reason, re.compile(pattern, re.I)) for reason, pattern in PHRASES]
+# Words that say only that the sender stopped retrying, not why (qmail appends "I'm not going
+# to try again" to whatever the last temporary error was). Checked after the status code.
+GAVE_UP: list[tuple[Reason, str]] = [
+    (Reason.EXPIRED, r"gave up|giving up|not going to try again|in the queue too long|"
+                     r"delivery attempts will continue|has been delayed|will be retried|"
+                     r"still undelivered|will keep trying"),  # qmail, Gmail, Sendmail warnings
+]
+
+# Text is lower-cased once and matched without re.I, which is much faster in Python's
+# engine; a pattern with an upper-case letter (other than an escape like \S) keeps re.I.
+_HAS_UPPER = re.compile(r"(?<!\\)[A-Z]")
+
+
+def _compile(table: list[tuple[Reason, str]]) -> list[tuple[Reason, re.Pattern[str]]]:
+    return [(reason, re.compile(pattern, re.I if _HAS_UPPER.search(pattern) else 0))
+            for reason, pattern in table]
+
+
+_COMPILED = _compile(PHRASES)
+_GAVE_UP = _compile(GAVE_UP)
 _SPACES = re.compile(r"\s+")
+# A code and status repeated inside a multi-line reply ("... multiple 550 5.7.1 addresses").
+_REPEATED_CODES = re.compile(r"(?<=\s)[245]\d\d(?:[ -]#?[245]\.\d{1,3}\.\d{1,3}|-)\s?")
 
 
 def match(text: str) -> tuple[Reason, str] | None:
     """The first table entry that matches the text: (reason, the words that matched)."""
+    return _first(_COMPILED, text)
+
+
+def gave_up(text: str) -> tuple[Reason, str] | None:
+    """Words that say only that delivery stopped being retried: (expired, the words)."""
+    return _first(_GAVE_UP, text)
+
+
+def _first(table: list[tuple[Reason, re.Pattern[str]]], text: str) -> tuple[Reason, str] | None:
     if not text:
         return None
-    text = _SPACES.sub(" ", text)
-    for reason, pattern in _COMPILED:
-        found = pattern.search(text)
+    text = _REPEATED_CODES.sub("", _SPACES.sub(" ", text))
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a few characters grow when lower-cased; keep spans right
+        text = lowered
+    for reason, pattern in table:
+        found = pattern.search(lowered)
         if found:
-            return reason, f"phrase {found.group(0)!r}"
+            return reason, f"phrase {text[found.start():found.end()]!r}"
     return None

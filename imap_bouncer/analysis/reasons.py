@@ -3,27 +3,40 @@
 Analyzers only extract facts; this module gives them meaning, so a blocklist rejection is
 called `blocked` whether Postfix, Exchange or Gmail reported it. The order of decision:
 
-1. a success or a delay is that, whatever the words say;
-2. the server's own words (diagnostic text), matched against the phrase tables below, most
-   specific reasons first: the words name the cause more precisely than any code;
-3. a reason the format states outright (a provider's bounce type);
-4. the enhanced status code (RFC 3463), most specific first;
-5. the basic SMTP reply code (RFC 5321);
-6. otherwise `undefined` (or `expired` for a delay that turned into a failure).
+1. a complaint or auto-reply the format states, a success: that, whatever the words say;
+2. the server's own words (the diagnostic), matched against the phrase tables of
+   `phrases`, most specific reasons first: the words name the cause more precisely than any
+   code (a "550 5.1.1" whose words name a blocklist is `blocked`);
+3. a reason the format states outright (a provider's bounce type, a fixed phrase);
+4. a specific enhanced status code (RFC 3463), e.g. 5.2.2 -> `mailboxfull`;
+5. the notice's words about this recipient (when the diagnostic said nothing useful);
+6. an "other or undefined" status (x.y.0), then the basic SMTP reply code (RFC 5321);
+   a bare 4xx on a delay says no more than the delay itself.
+Then the verdict is checked against the rest of the evidence (`_reconcile`, `_command`):
+a name that did not resolve under a transient (4.x.x) status is a `networkerror`; address
+words under a sender status (5.1.7, 5.1.8) are about the sender (`rejected`); "user unknown"
+under "delivery not authorized" (5.7.1) is a recipient's filter (`filtered`); a reply to
+MAIL FROM, to the greeting or to DATA judged the sender, the client or the content, not the
+recipient's address. Last, words that only say delivery stopped being retried, or a delay
+with no cause, make `expired`; else `undefined`.
 
-`permanent` (suppress the address) is true only for reasons that say the address is bad.
+`permanent` (suppress the address) is true only for reasons that say the address is bad:
+userunknown, hostunknown, hasmoved, and notaccept with a permanent (5.x.x) class. A refused
+message (blocklist, policy, spam, authentication, rate limit) never is, whatever its code.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..report import ADDRESS_REASONS, Action, Reason
 from . import phrases
 
 STATUS_IN_TEXT = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
-SMTP_CODE_IN_TEXT = re.compile(r"(?<![\d.#-])([245][0-5]\d)(?:[ -]|$)(?!\d)")
+# A reply code: "550 ", "550-", but not one number among others ("550 1234", "10.550.2").
+SMTP_CODE_IN_TEXT = re.compile(r"(?<![\d.#-])([245][0-5]\d)(?=[ -]|$)(?![ -]\d+(?![.\d]))")
 
 
 @dataclass(slots=True, frozen=True)
@@ -47,7 +60,6 @@ STATUS_REASONS: dict[str, Reason] = {
     "1.7": Reason.REJECTED,  # bad sender's mailbox address syntax
     "1.8": Reason.REJECTED,  # bad sender's system address
     "1.10": Reason.NOTACCEPT,  # RFC 7505: recipient address has null MX
-    "2.0": Reason.SUSPEND,  # other or undefined mailbox status
     "2.1": Reason.SUSPEND,  # mailbox disabled, not accepting messages
     "2.2": Reason.MAILBOXFULL,  # mailbox full
     "2.3": Reason.EXCEEDLIMIT,  # message length exceeds administrative limit
@@ -62,11 +74,10 @@ STATUS_REASONS: dict[str, Reason] = {
     "4.1": Reason.NETWORKERROR,  # no answer from host
     "4.2": Reason.NETWORKERROR,  # bad connection
     "4.3": Reason.SYSTEMERROR,  # directory server failure
-    "4.4": Reason.NETWORKERROR,  # unable to route
+    "4.4": Reason.NETWORKERROR,  # unable to route (transient; see PERMANENT_STATUS_REASONS)
     "4.5": Reason.SYSTEMFULL,  # mail system congestion
     "4.6": Reason.NETWORKERROR,  # routing loop detected
     "4.7": Reason.EXPIRED,  # delivery time expired
-    "5.0": Reason.SYNTAXERROR,  # other or undefined protocol status
     "5.1": Reason.SYNTAXERROR,  # invalid command
     "5.2": Reason.SYNTAXERROR,  # syntax error
     "5.3": Reason.TOOMANYCONN,  # too many recipients
@@ -101,6 +112,20 @@ STATUS_REASONS: dict[str, Reason] = {
     "7.27": Reason.NOTACCEPT,  # sender address has null MX
 }
 
+# Codes whose meaning depends on the class: a permanent "unable to route" (5.4.4) is what a
+# sender sees when the domain has no MX and no address record (RFC 3463 gives that example).
+PERMANENT_STATUS_REASONS: dict[str, Reason] = {
+    "4.4": Reason.HOSTUNKNOWN,
+}
+
+# An unknown detail within a known subject (vendor codes like 5.7.509, 5.6.9): the subject.
+SUBJECT_REASONS: dict[str, Reason] = {
+    "3": Reason.SYSTEMERROR,  # mail system status
+    "4": Reason.NETWORKERROR,  # network and routing status
+    "6": Reason.CONTENTERROR,  # message content or media status
+    "7": Reason.POLICYVIOLATION,  # security or policy status: refused by the receiver's rules
+}
+
 # Basic SMTP reply codes (RFC 5321 section 4.2.3) that name a cause by themselves.
 SMTP_CODE_REASONS: dict[str, Reason] = {
     "421": Reason.NETWORKERROR,  # service not available, closing channel
@@ -119,6 +144,22 @@ SMTP_CODE_REASONS: dict[str, Reason] = {
     "553": Reason.USERUNKNOWN,  # mailbox name not allowed
     "554": Reason.UNDEFINED,  # transaction failed: says nothing by itself
     "556": Reason.NOTACCEPT,  # domain does not accept mail (RFC 7504)
+    "525": Reason.SUSPEND,  # user account disabled (RFC 7372, with 5.7.13)
+    "530": Reason.SECURITYERROR,  # authentication required (RFC 4954)
+    "534": Reason.SECURITYERROR,  # authentication mechanism is too weak (RFC 4954)
+    "535": Reason.SECURITYERROR,  # authentication credentials invalid (RFC 4954)
+    "538": Reason.SECURITYERROR,  # encryption required for the mechanism (RFC 4954)
+}
+
+# The SMTP command a reply answered says whom it judged (RFC 5321 section 3.3): at the
+# greeting only the client is known, at MAIL FROM the sender, and after DATA the recipients
+# were already accepted, so only the content is left. Words or codes that seem to name a bad
+# recipient address there are about the sender or a filter; a bare code names the party.
+STAGE_REASONS: dict[str, Reason] = {
+    "CONN": Reason.BLOCKED,  # refused at the greeting: the client's IP or host
+    "HELO": Reason.BLOCKED,  # refused at HELO/EHLO: the client's name
+    "MAIL": Reason.REJECTED,  # refused at MAIL FROM: the envelope sender
+    "DATA": Reason.FILTERED,  # refused after DATA: the content (only address reasons move)
 }
 
 # Pseudo statuses for reports that give none: what the reason implies (class digit decided
@@ -153,6 +194,7 @@ def find_smtp_code(text: str) -> str:
 
 
 def _by_status(status: str) -> Reason | None:
+    """What an RFC 3463 code names by itself; None for "other or undefined" (x.y.0) codes."""
     parts = status.split(".")
     if len(parts) != 3 or parts[0] not in "45":
         return None
@@ -161,7 +203,14 @@ def _by_status(status: str) -> Reason | None:
     key = f"{parts[1]}.{parts[2]}"
     if key == "0.0":
         return None
-    return STATUS_REASONS.get(key)
+    if parts[0] == "5" and key in PERMANENT_STATUS_REASONS:
+        return PERMANENT_STATUS_REASONS[key]
+    return STATUS_REASONS.get(key) or SUBJECT_REASONS.get(parts[1])
+
+
+def _is_generic(status: str) -> bool:
+    """x.y.0 codes are "other or undefined" within their subject (RFC 3463 section 3)."""
+    return status.endswith(".0")
 
 
 def classify(
@@ -171,6 +220,8 @@ def classify(
     hint: str = "",
     action: Action = Action.FAILED,
     notice: str = "",
+    command: str = "",
+    address: str = "",
 ) -> Verdict:
     """Name the reason for one recipient, decide `permanent`, and fill in a missing status."""
     status = status.strip()
@@ -179,35 +230,189 @@ def classify(
     if not smtp_code:
         smtp_code = find_smtp_code(diagnostic)
 
+    if hint in (Reason.FEEDBACK, Reason.VACATION):
+        return Verdict(Reason(hint), False, status or "2.0.0", "stated by the format")
     if action in (Action.DELIVERED, Action.RELAYED, Action.EXPANDED):
         return Verdict(Reason.DELIVERED, False, status or "2.0.0", f"action {action}")
 
-    reason, evidence = None, ""
-    match = phrases.match(diagnostic)
-    if match:
-        reason, evidence = match
-    if reason is None and hint:
-        reason, evidence = Reason(hint), "stated by the format"
-    if reason is None and status:
-        reason = _by_status(status)
-        evidence = f"status {status}" if reason else ""
-    if reason is None and smtp_code:
-        reason = SMTP_CODE_REASONS.get(smtp_code)
-        evidence = f"SMTP code {smtp_code}" if reason else ""
-    if reason is None and notice:
-        match = phrases.match(notice)
-        if match:
-            reason, evidence = match[0], f"notice text: {match[1]}"
-    if reason is None or reason is Reason.UNDEFINED:
-        reason, evidence = Reason.UNDEFINED, "no cause found"
-        if action is Action.DELAYED:
-            reason, evidence = Reason.EXPIRED if status.startswith("4.4.7") else reason, evidence
-
+    about = _about_recipient(notice, address)
     status_class = _status_class(status, smtp_code, action)
+    reason, evidence, from_words = _first_cause(status, smtp_code, diagnostic, hint, about)
+    if action is Action.DELAYED and evidence.startswith("SMTP code"):
+        reason, evidence = None, ""  # a bare 4xx says no more than "delayed" itself
+    if evidence != STATED:
+        reason, evidence = _reconcile(reason, evidence, from_words, status, status_class)
+        stage = _command(command, diagnostic, notice, about, address)
+        moved = STAGE_REASONS.get(stage)
+        if moved is Reason.FILTERED and _by_status(status) in ADDRESS_REASONS:
+            moved = None  # "5.1.1" after DATA: a pipelined RCPT reply, about the address
+        if moved is not None and (reason in ADDRESS_REASONS or (
+                moved is not Reason.FILTERED and not from_words)):
+            reason, evidence = moved, f"{evidence or 'no cause'}, in reply to {stage}"
+    if reason is None:
+        gave_up = phrases.gave_up(diagnostic) or phrases.gave_up(about)
+        if gave_up:
+            reason, evidence = gave_up
+        elif action is Action.DELAYED:
+            reason, evidence = Reason.EXPIRED, "delayed, no cause stated"
+        else:
+            reason, evidence = Reason.UNDEFINED, "no cause found"
+
     if not status or status.count(".") != 2:
         status = f"{status_class}.{REASON_STATUS.get(reason, '0.0')}"
-    permanent = reason in ADDRESS_REASONS and (reason is not Reason.NOTACCEPT or status_class == "5")
+    permanent = reason in ADDRESS_REASONS and (
+        reason is not Reason.NOTACCEPT or status_class == "5")
     return Verdict(reason, permanent, status, evidence)
+
+
+STATED = "stated by the format"
+
+
+def _first_cause(
+    status: str, smtp_code: str, diagnostic: str, hint: str, about: str
+) -> tuple[Reason | None, str, bool]:
+    """Steps 2-6 of the module docstring: (reason or None, evidence, whether words said it)."""
+    match = phrases.match(diagnostic)
+    if match:
+        return match[0], match[1], True
+    if hint and hint != Reason.UNDEFINED:
+        return Reason(hint), STATED, True
+    by_status = _by_status(status) if status else None
+    if by_status is not None and not _is_generic(status):
+        return by_status, f"status {status}", False
+    match = phrases.match(about) if about else None
+    if match:
+        return match[0], f"notice text: {match[1]}", True
+    if by_status is not None:
+        return by_status, f"status {status}", False
+    by_code = SMTP_CODE_REASONS.get(smtp_code)
+    if by_code is not None and by_code is not Reason.UNDEFINED:
+        return by_code, f"SMTP code {smtp_code}", False
+    return None, "", False
+
+
+def _reconcile(
+    reason: Reason | None, evidence: str, from_words: bool, status: str, status_class: str
+) -> tuple[Reason | None, str]:
+    """Where the words and the status code disagree, the more precise of the two wins."""
+    if reason is None or not from_words:
+        return reason, evidence
+    detail = status.split(".", 1)[1] if status.count(".") == 2 else ""
+    if reason is Reason.HOSTUNKNOWN and status_class == "4":
+        # A name that did not resolve, reported as transient: the lookup may work next time.
+        return Reason.NETWORKERROR, f"{evidence} with transient status"
+    if reason in ADDRESS_REASONS and detail in ("1.7", "1.8"):
+        # "No such domain" answered with "bad sender's address": it is the sender's domain.
+        return Reason.REJECTED, f"{evidence} with sender status {status}"
+    if reason is Reason.SUSPEND and detail == "1.1":
+        # "Inactive address" with "bad destination mailbox" (iCloud): the server calls it gone.
+        return Reason.USERUNKNOWN, f"{evidence} with status {status}"
+    if reason is Reason.USERUNKNOWN and detail == "2.2":
+        return Reason.MAILBOXFULL, f"{evidence} with status {status}"
+    if reason is Reason.USERUNKNOWN and detail == "7.1" and "rejected" not in evidence.lower():
+        # "User unknown" with "delivery not authorized": the recipient's rules refused it.
+        # ("Recipient address rejected" under 5.7.1 is Postfix's access map refusing the
+        # address itself, which stays an address verdict.)
+        return Reason.FILTERED, f"{evidence} with policy status {status}"
+    return reason, evidence
+
+
+# Where a report says which SMTP command a reply answered. Markers that follow the reply
+# (Postfix's "(in reply to RCPT TO command)", qmail's sentence) or precede it on the line
+# after the address (Exim's "SMTP error from remote mail server after RCPT TO:").
+_COMMAND_MARKER = re.compile(
+    r"in reply to (?:end of )?(?P<postfix>data|mail from|rcpt to|helo|ehlo|starttls)\b"  # Postfix
+    r"|smtp error from remote mail server after (?P<exim>end of data|data|mail from|rcpt to|"
+    r"initial connection|helo|ehlo)"  # Exim
+    r"|(?P<qmail_mail>but sender was rejected)|(?P<qmail_rcpt>does not like recipient)"  # qmail
+    r"|(?P<qmail_data>failed after I sent the message|failed on DATA command)"  # qmail
+    r"|(?P<qmail_conn>but greeting failed)|(?P<qmail_helo>but my name was rejected)"  # qmail
+    r"|(?P<postfix_conn>refused to talk to me)",  # Postfix: the greeting was a refusal
+    re.I)
+# Sendmail's (and Courier's) session transcript: a ">>> COMMAND" line, then "<<< reply" lines.
+_TRANSCRIPT_LINE = re.compile(r"^[ \t]*(>>>|<<<)[ \t]?(.*)$", re.M)
+_TRANSCRIPT_COMMAND = re.compile(r"(data|mail from|rcpt to|helo|ehlo)\b", re.I)
+# With PIPELINING, Sendmail prints the RCPT TO replies under ">>> DATA"; DATA itself then
+# fails for want of recipients (RFC 2920 section 3.1).
+_PIPELINED_RCPT = re.compile(r"\b503\b|need rcpt|no valid recipients", re.I)
+_COMMAND_NAMES = {
+    "data": "DATA", "end of data": "DATA", "mail from": "MAIL", "rcpt to": "RCPT",
+    "helo": "HELO", "ehlo": "HELO", "starttls": "HELO", "initial connection": "CONN",
+    "qmail_mail": "MAIL", "qmail_rcpt": "RCPT", "qmail_data": "DATA", "qmail_conn": "CONN",
+    "qmail_helo": "HELO", "postfix_conn": "CONN",
+}
+
+
+def _command(stated: str, diagnostic: str, notice: str, about: str, address: str) -> str:
+    """The SMTP command the reply answered: as the format stated it, else as the text says."""
+    if stated.strip():
+        return stated.strip().upper()
+    for text in (diagnostic, about):
+        found = _COMMAND_MARKER.search(text)
+        if found:
+            name = found.lastgroup or ""
+            word = name if "_" in name else found.group(name).lower()
+            return _COMMAND_NAMES.get(word, "")
+    return _transcript_command(notice, address, diagnostic) if ">>>" in notice else ""
+
+
+def _transcript_command(notice: str, address: str, diagnostic: str) -> str:
+    """The last command in a transcript whose exchange names the recipient or repeats its words."""
+    wanted = [w for w in (address.lower(), _SPACES.sub(" ", diagnostic).lower()[:30]) if w]
+    exchanges: list[tuple[str, list[str]]] = []
+    for line in _TRANSCRIPT_LINE.finditer(notice):
+        said = _SPACES.sub(" ", line.group(2)).lower()
+        if line.group(1) == ">>>":
+            found = _TRANSCRIPT_COMMAND.match(said)
+            exchanges.append((_COMMAND_NAMES[found.group(1)] if found else "", [said]))
+        elif exchanges:
+            exchanges[-1][1].append(said)
+    command = ""
+    for name, lines in exchanges:
+        said = " ".join(lines)
+        if name and any(w in said for w in wanted):
+            command = "RCPT" if name == "DATA" and _PIPELINED_RCPT.search(said) else name
+    return command
+
+
+_ADDRESS = re.compile(r"[\w.+=-]+@[\w-]+(?:\.[\w-]+)+")
+_SENDER_CONTEXT = re.compile(r"from:? ?<?$", re.I)
+_SPACES = re.compile(r"\s+")
+_WINDOW = 400  # characters after the address that can still be about it
+_WHOLE_NOTICE = 2000  # a notice that does not name the address: its opening says why
+
+
+@lru_cache(maxsize=8)
+def _folded(notice: str) -> tuple[str, str]:
+    """The notice with white space folded, and lower-cased (shared by its recipients)."""
+    text = _SPACES.sub(" ", notice)
+    return text, text.lower()
+
+
+def _about_recipient(notice: str, address: str) -> str:
+    """The words about one recipient in a notice that may list several.
+
+    From each mention of the address up to the next other recipient's address; the whole
+    notice when the address is not in it (a single-recipient notice names it otherwise).
+    """
+    if not notice:
+        return ""
+    text, lowered = _folded(notice)
+    wanted = address.lower()
+    start = lowered.find(wanted) if wanted else -1
+    if start < 0:
+        return text[:_WHOLE_NOTICE]
+    pieces: list[str] = []
+    while start >= 0 and len(pieces) < 4:
+        end = min(len(text), start + len(wanted) + _WINDOW)
+        for other in _ADDRESS.finditer(text, start + len(wanted), end):
+            if other.group(0).lower() != wanted and not _SENDER_CONTEXT.search(
+                    text[max(0, other.start() - 7):other.start()]):
+                end = other.start()
+                break
+        pieces.append(text[start:end])
+        start = lowered.find(wanted, end)
+    return " ".join(pieces)
 
 
 def _status_class(status: str, smtp_code: str, action: Action) -> str:

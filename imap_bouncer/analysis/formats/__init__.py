@@ -13,12 +13,98 @@ from types import ModuleType
 from ..findings import Findings
 from ..message import Part
 from . import generic
+from . import (  # other MTAs
+    activehunter,
+    domino,
+    dragonfly,
+    fml,
+    imail,
+    jamesmta,
+    mailfoundry,
+    messagingserver,
+    notes,
+    powermta,
+    v5sendmail,
+    x1,
+    x2,
+    x3,
+    x6,
+)
+from . import courier, exim, opensmtpd, postfix, qmail, sendmail  # Unix MTAs
+from . import (  # mail providers and sending services
+    amazonses,
+    amazonworkmail,
+    biglobe,
+    ezweb,
+    gmail,
+    gmx,
+    googlegroups,
+    kddi,
+    mailru,
+    verizon,
+    yahoo,
+    zoho,
+)
+from . import (  # Microsoft and mail gateways
+    exchange2003,
+    exchange2007,
+    mailmarshal,
+    mcafee,
+    mfilter,
+    mimecast,
+    mxlogic,
+    surfcontrol,
+    trendmicro,
+)
 
 # The known formats, in order of trial. Each entry's module says which MTA it reads.
 KNOWN: tuple[ModuleType, ...] = (
     # --- mail providers and sending services ---
+    googlegroups,  # Google Groups refusals (before gmail: same sender)
+    gmail,  # Gmail's plain-text notices (pre-RFC 3464)
+    yahoo,  # Yahoo! Mail / AOL "Sorry, we were unable to deliver your message"
+    amazonworkmail,  # Amazon WorkMail (before amazonses: same sender)
+    amazonses,  # Amazon SES JSON notifications and SES reports
+    mailru,  # Mail.Ru (Exim in two languages)
+    gmx,  # GMX, WEB.DE, mail.com, 1&1 / IONOS
+    zoho,  # Zoho Mail "ERROR_CODE" lines
+    biglobe,  # BIGLOBE returned mail
+    ezweb,  # au by KDDI (EZweb) mail system errors
+    kddi,  # au one net (dion.ne.jp) error notices
+    verizon,  # Verizon Wireless MMS/SMS gateway
     # --- Microsoft, Lotus and mail gateways ---
+    exchange2007,  # Exchange 2007+, Office 365, Outlook.com
+    exchange2003,  # Exchange 5.5 - 2003, Internet Mail Service
+    mcafee,  # McAfee Email Gateway (X-NAI-Header)
+    mxlogic,  # MX Logic
+    surfcontrol,  # SurfControl E-mail Filter
+    mailmarshal,  # MailMarshal SMTP
+    trendmicro,  # Trend Micro InterScan MSS
+    mimecast,  # Mimecast delivery alerts
+    mfilter,  # m-FILTER
     # --- Unix MTAs ---
+    qmail,  # qmail-send (QSBMF), netqmail, indimail
+    opensmtpd,  # OpenSMTPD
+    exim,  # Exim bounces and delay warnings
+    postfix,  # Postfix notices (with or without a report), smtpd transcripts
+    sendmail,  # Sendmail 8 reports with their SMTP transcript
+    courier,  # Courier mail server reports with the SMTP exchange
+    # --- other MTAs ---
+    messagingserver,  # Sun/Oracle Messaging Server, PMDF
+    domino,  # Lotus/HCL Domino
+    notes,  # Lotus Notes SMTP MTA (pre-Domino)
+    powermta,  # PowerMTA (X-PowerMTA-BounceCategory)
+    v5sendmail,  # Sendmail V5 "Unsent message follows"
+    activehunter,  # Active!hunter gateway (X-AHMAILID)
+    imail,  # Ipswitch IMail (X-Mailer: <SMTP32>)
+    mailfoundry,  # MailFoundry gateway
+    jamesmta,  # Apache James bounce mailet
+    dragonfly,  # DragonFly Mail Agent (dma)
+    fml,  # fml mailing list manager: non-member posts
+    x1,  # unnamed: "address [reason]" lines
+    x2,  # unnamed, qmail-derived: "Unable to deliver message to the following address(es)."
+    x3,  # unnamed: "* address" under "Delivery to the following recipients ..."
+    x6,  # unnamed: "We had trouble delivering your message."
 )
 
 

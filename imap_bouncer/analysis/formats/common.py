@@ -39,13 +39,21 @@ SYSTEM_LOCALS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "root",
                            "noreply", "no-reply", "daemon", "bounce", "bounces"})
 
 
+# "Re:", "Fw:", "AW:", "WG:", "TR:", "RV:": a person answering or passing on a report.
+REPLY_OR_FORWARD = re.compile(r"^\s*(?:re|fwd?|aw|wg|tr|rv|sv|vs)\s*(?:\[\d+\])?\s*:", re.I)
+
+
 def looks_like_bounce(message: Part) -> bool:
-    """A cheap look at the headers: sent by a mail system, about a failed delivery."""
+    """A cheap look at the headers: sent by a mail system, about a failed delivery.
+
+    A bounce-like subject alone is not enough when it is a person's reply or forward.
+    """
     if "x-failed-recipients" in message:
         return True
-    sender = message.get("from")
+    if MAILER_SENDERS.search(message.get("from")):
+        return True
     subject = message.decoded("subject")
-    return bool(MAILER_SENDERS.search(sender) or BOUNCE_SUBJECTS.search(subject))
+    return bool(BOUNCE_SUBJECTS.search(subject)) and not REPLY_OR_FORWARD.match(subject)
 
 
 def own_addresses(message: Part) -> set[str]:
@@ -71,7 +79,8 @@ def is_system_address(address: str) -> bool:
 _BLOCK_START = re.compile(
     r"^\s*(?:(?:RCPT To|To|Recipient(?: address)?|Original-Recipient|Failed recipient|"
     r"Address|Empfänger|Destinataire)\s*:\s*)?"
-    r"(?:\"[^\"]*\"\s*)?<?(?:mailto:)?([^\s<>@\"]+@[^\s<>\"(),;]+?)>?(?:[\s:;,.(]|\.\.\.|$)",
+    r"(?:\"[^\"]*\"\s*)?<?(?:mailto:)?([^\s<>@\"]+@[^\s<>\"(),;:]*[^\s<>\"(),;:.])>?"
+    r"(?:[\s:;,.(]|\.\.\.|$)",
     re.I,
 )
 

@@ -1,0 +1,57 @@
+"""BIGLOBE (biglobe.ne.jp) returned mail.
+
+From postmaster@biglobe.ne.jp: "----- The following addresses had delivery problems -----",
+the addresses, then "----- Non-delivered information -----" and a fixed English sentence
+(sometimes Japanese) that names the cause; the original follows as message/rfc822.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ...report import Action, Kind, Reason
+from ..addresses import find_addresses
+from ..findings import Failure, Findings
+from ..message import Part
+from ..text import notice_text, original_headers
+from .common import own_addresses
+
+NAME = "biglobe"
+
+SENDER = re.compile(r"postmaster@(?:[\w-]+\.)*biglobe\.ne\.jp\b", re.I)
+ADDRESSES_START = re.compile(r"^\s*-+ ?The following addresses had delivery problems ?-+\s*$",
+                             re.I | re.M)
+INFORMATION_START = re.compile(r"^\s*-+ ?Non-delivered information ?-+\s*$", re.I | re.M)
+# BIGLOBE's fixed sentences and the cause each names, for when the general phrases miss.
+FIXED_SENTENCES: tuple[tuple[re.Pattern[str], Reason], ...] = (
+    (re.compile(r"number of messages in recipient's mailbox exceeded", re.I),
+     Reason.MAILBOXFULL),
+    (re.compile(r"mailbox is full|over quota", re.I), Reason.MAILBOXFULL),
+)
+
+
+def analyze(message: Part) -> Findings | None:
+    if not SENDER.search(message.get("from")):
+        return None
+    text = notice_text(message)
+    start = ADDRESSES_START.search(text)
+    if start is None:
+        return None
+    information = INFORMATION_START.search(text, start.end())
+    listing = text[start.end():information.start() if information else len(text)]
+    words = " ".join(text[information.end():].split()) if information else ""
+    hint = next((reason for pattern, reason in FIXED_SENTENCES if pattern.search(words)), "")
+    exclude = own_addresses(message)
+    addresses = [a for a in find_addresses(listing) if a not in exclude]
+    failures = [Failure(address=a, action=Action.FAILED, diagnostic=words, reason_hint=hint)
+                for a in addresses]
+    if not failures:
+        return None
+    return Findings(
+        kind=Kind.BOUNCE,
+        analyzer=f"formats.{NAME}",
+        evidence="BIGLOBE returned mail",
+        failures=failures,
+        original_headers=original_headers(message),
+        notice=text,
+    )

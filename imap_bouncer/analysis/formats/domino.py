@@ -1,0 +1,49 @@
+"""Lotus (HCL) Domino delivery failure reports.
+
+The notice reads "Your message\n\n  Subject: ...\n\nwas not delivered to:\n\n  a@b\n\n
+because:\n\n  <reason>", often next to an RFC 3464 status part whose Diagnostic-Code
+("X-Notes; ...") repeats the reason, sometimes in ISO-2022-JP.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ...report import Action, Reason
+from .. import dsn
+from ..addresses import find_addresses
+from ..findings import Failure, Findings
+from ..message import Part
+from .textreport import findings_of, hint_for, plain_notice, unfold
+
+NAME = "domino"
+
+_NOTICE = re.compile(r"^\s*was not delivered to:\s*\n(.*?)^\s*because:\s*\n(.*?)(?:\n[ \t]*\n|\Z)",
+                     re.I | re.M | re.S)
+# Domino's own words for a recipient its directory does not know.
+_HINTS = (
+    (Reason.USERUNKNOWN, re.compile(r"not listed in (?:the )?(?:Domino Directory|public Name "
+                                    r"(?:&|and) Address Book)|"
+                                    r"Domino ディレクトリには見つかりません", re.I)),
+)
+
+
+def analyze(message: Part) -> Findings | None:
+    notice = plain_notice(message)
+    found = _NOTICE.search(notice[:5000])
+    if found is None or not notice.lstrip().startswith("Your message"):
+        return None
+    reason = unfold(found.group(2))
+    findings = dsn.analyze(message)
+    if findings is not None:
+        findings.analyzer = f"formats.{NAME}"
+        findings.evidence = f"Domino notice; {findings.evidence}"
+        for failure in findings.failures:
+            failure.diagnostic = failure.diagnostic or reason
+            failure.reason_hint = hint_for(f"{failure.diagnostic} {reason}", _HINTS)
+        return findings
+    failures = [Failure(address=address, action=Action.FAILED, diagnostic=reason,
+                        reason_hint=hint_for(reason, _HINTS))
+                for address in find_addresses(found.group(1))]
+    return findings_of(NAME, "Domino notice: was not delivered to ... because", failures,
+                       message, notice)

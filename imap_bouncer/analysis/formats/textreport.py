@@ -1,0 +1,58 @@
+"""Helpers for the formats of less common MTAs that report a bounce in their own words.
+
+Those formats differ in wording, not in shape: a notice that names each failed recipient
+with the reason, then a copy of the message. These helpers build the findings once the
+format module has read its recipients, so each module holds only its own wording.
+"""
+
+from __future__ import annotations
+
+from ...report import Action, Kind
+from ..findings import Failure, Findings
+from ..message import Part
+from ..text import original_headers, text_parts
+
+
+def kind_of(failures: list[Failure]) -> Kind:
+    """Bounce when anything failed, else delay when anything was delayed, else delivered."""
+    actions = {f.action for f in failures}
+    if Action.FAILED in actions:
+        return Kind.BOUNCE
+    if Action.DELAYED in actions:
+        return Kind.DELAY
+    return Kind.DELIVERED
+
+
+def findings_of(name: str, evidence: str, failures: list[Failure], message: Part,
+                notice: str) -> Findings | None:
+    """Findings for a format's own reading; None when it found no recipient."""
+    failures = [f for f in failures if f.address]
+    if not failures:
+        return None
+    return Findings(kind=kind_of(failures), analyzer=f"formats.{name}", evidence=evidence,
+                    failures=failures, original_headers=original_headers(message),
+                    notice=notice)
+
+
+def hint_for(text: str, hints: tuple) -> str:
+    """The reason of the first of a format's fixed phrases found in a text, or ""."""
+    for reason, pattern in hints:
+        if pattern.search(text):
+            return str(reason)
+    return ""
+
+
+def unfold(text: str) -> str:
+    return " ".join(text.split())
+
+
+def plain_notice(message: Part) -> str:
+    """The first text/plain part outside attached messages, or "" when there is none.
+
+    These formats are all plain text; an HTML-only message is none of theirs, and skipping
+    the HTML-to-text conversion keeps their guards cheap on ordinary mail.
+    """
+    parts = text_parts(message)
+    if not parts or parts[0].content_type != "text/plain":
+        return ""
+    return parts[0].text

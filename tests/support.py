@@ -1,0 +1,18 @@
+"""Helpers the test modules share: where the project's own sample messages live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TESTS = Path(__file__).parent
+SAMPLES = TESTS / "samples"
+REPO = TESTS.parent
+
+
+def sample(name: str) -> bytes:
+    """The raw bytes of one of the project's own sample messages (tests/samples)."""
+    return (SAMPLES / name).read_bytes()
+
+
+def sample_names() -> list[str]:
+    return sorted(path.name for path in SAMPLES.glob("*.eml"))

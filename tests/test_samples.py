@@ -1,0 +1,254 @@
+"""The project's own sample messages against what the analyzer must find in each.
+
+One table drives every test here: a row per sample names the kind, the analyzer allowed to
+decide (a named format module or the generic reader it would otherwise fall back to), each
+recipient's verdict, and the analyzers of the chain that must leave the message alone.
+A row whose expectation the analyzer does not meet yet keeps the RIGHT expectation and says
+why in `xfail`; strict, so a fix shows up as a failure to remove the mark.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from dataclasses import dataclass
+
+import pytest
+from support import sample, sample_names
+
+from imap_bouncer.analysis import CHAIN, Options, analyze, formats
+from imap_bouncer.analysis.message import parse_message
+from imap_bouncer.report import Action, Kind, Reason
+
+FAILED, DELAYED, DELIVERED = Action.FAILED, Action.DELAYED, Action.DELIVERED
+BOUNCE_ANALYZERS = ("arf", "formats", "dsn", "plaintext")
+EVERY_ANALYZER = (*BOUNCE_ANALYZERS, "autoreply")
+VERP = Options(verp_patterns=("bounces+{local}={domain}@lists.example.org",))
+
+# Known bugs outside message.py, named once so rows can point at them.
+VERP_NEEDS_ADDRESS = ("the plain-text fallback claims nothing without an address in the "
+                      "notice, so the VERP-decoded recipient of a clear bounce is never used")
+
+
+@dataclass(frozen=True)
+class Rcpt:
+    address: str
+    action: Action
+    reason: Reason
+    permanent: bool
+    status_class: str
+
+
+@dataclass(frozen=True)
+class Row:
+    file: str
+    kind: Kind
+    analyzers: tuple[str, ...]  # any of these may decide; ("",) = nothing claims it
+    recipients: tuple[Rcpt, ...] = ()
+    not_claimed_by: tuple[str, ...] = ()  # chain entries that must return None
+    message_id: str = ""  # of the original message, when the bounce carries it
+    feedback_type: str = ""
+    options: Options | None = None
+    xfail_verdict: str = ""  # the kind/analyzer expectation is not met yet, because...
+    xfail_recipients: str = ""  # the recipient expectation is not met yet, because...
+
+    def __str__(self) -> str:
+        return self.file
+
+
+def userunknown(address: str) -> Rcpt:
+    return Rcpt(address, FAILED, Reason.USERUNKNOWN, True, "5")
+
+
+TABLE: tuple[Row, ...] = (
+    # --- RFC 3464 delivery status notifications -----------------------------------------
+    Row("dsn-failed-multi.eml", Kind.BOUNCE, ("dsn", "formats.postfix"),
+        (userunknown("jo@example.com"),
+         Rcpt("ann@nowhere.example.net", FAILED, Reason.HOSTUNKNOWN, True, "5")),
+        ("arf", "autoreply"), message_id="<order-summary-20240312-8812@example.org>"),
+    Row("dsn-delayed.eml", Kind.DELAY, ("dsn", "formats.postfix"),
+        (Rcpt("lee@example.com", DELAYED, Reason.MAILBOXFULL, False, "4"),),
+        ("arf", "autoreply"), message_id="<catalogue-20240313-lee@example.org>"),
+    Row("dsn-delivered.eml", Kind.DELIVERED, ("dsn", "formats.postfix"),
+        (Rcpt("pat@example.com", DELIVERED, Reason.DELIVERED, False, "2"),),
+        ("arf", "autoreply"), message_id="<contract-draft-1@example.org>"),
+    Row("dsn-global-utf8.eml", Kind.BOUNCE, ("dsn", "formats.postfix"),
+        (userunknown("jörg@bücher.example"),), ("arf", "autoreply"),
+        message_id="<versand-20417@example.org>"),
+    # --- RFC 5965 feedback reports ------------------------------------------------------
+    Row("arf-abuse.eml", Kind.COMPLAINT, ("arf",),
+        (Rcpt("robin@isp.example.net", DELIVERED, Reason.FEEDBACK, False, "2"),),
+        ("formats", "dsn", "plaintext"), message_id="<order-summary-20240318-0042@example.org>",
+        feedback_type="abuse"),
+    Row("arf-headers-only.eml", Kind.COMPLAINT, ("arf",),
+        (Rcpt("casey@mail.example.net", DELIVERED, Reason.FEEDBACK, False, "2"),),
+        ("formats", "dsn", "plaintext"),
+        message_id="<free-shipping-20240319-casey@example.org>", feedback_type="abuse"),
+    # --- RFC 3834 and out-of-office replies ---------------------------------------------
+    Row("autoreply-rfc3834.eml", Kind.AUTOREPLY, ("autoreply",),
+        (Rcpt("kim@example.com", DELIVERED, Reason.VACATION, False, "2"),), BOUNCE_ANALYZERS),
+    Row("autoreply-exchange.eml", Kind.AUTOREPLY, ("autoreply",),
+        (Rcpt("morgan.hale@corp.example.com", DELIVERED, Reason.VACATION, False, "2"),),
+        BOUNCE_ANALYZERS),
+    Row("autoreply-german.eml", Kind.AUTOREPLY, ("autoreply",),
+        (Rcpt("j.mueller@example.net", DELIVERED, Reason.VACATION, False, "2"),),
+        BOUNCE_ANALYZERS),
+    # --- named MTA formats --------------------------------------------------------------
+    Row("qmail.eml", Kind.BOUNCE, ("formats.qmail", "plaintext"),
+        (userunknown("dana@example.com"),), ("arf", "dsn", "autoreply"),
+        message_id="<catalogue-20240325-dana@example.org>"),
+    Row("exim.eml", Kind.BOUNCE, ("formats.exim", "plaintext"),
+        (userunknown("eli@example.com"),), ("arf", "dsn", "autoreply"),
+        message_id="<catalogue-20240326-eli@example.org>"),
+    Row("postfix.eml", Kind.BOUNCE, ("dsn", "formats.postfix"),
+        (userunknown("rob@example.com"),), ("arf", "autoreply"),
+        message_id="<catalogue-20240327-rob@example.org>"),
+    Row("sendmail.eml", Kind.BOUNCE, ("dsn", "formats.sendmail"),
+        (userunknown("fran@example.com"),), ("arf", "autoreply"),
+        message_id="<catalogue-20240328-fran@example.org>"),
+    Row("exchange2003.eml", Kind.BOUNCE, ("formats.exchange2003", "plaintext"),
+        (userunknown("quinn@example.com"),), ("arf", "dsn", "autoreply"),
+        message_id="<catalogue-20240327-quinn@example.org>"),
+    Row("gmail-style.eml", Kind.BOUNCE, ("dsn", "formats.gmail"),
+        (userunknown("val.brandt@example.com"),), ("arf", "autoreply"),
+        message_id="<reminder-20240329-val@example.org>"),
+    # --- reasons that must not suppress the address --------------------------------------
+    Row("exim-delay.eml", Kind.DELAY, ("formats.exim", "plaintext"),
+        (Rcpt("noor@example.com", DELAYED, Reason.SYSTEMERROR, False, "4"),),
+        ("arf", "dsn", "autoreply")),
+    Row("blocklist-550.eml", Kind.BOUNCE, ("dsn", "formats.postfix"),
+        (Rcpt("tess@example.net", FAILED, Reason.BLOCKED, False, "5"),), ("arf", "autoreply"),
+        message_id="<catalogue-20240401-tess@example.org>"),
+    Row("dmarc-reject.eml", Kind.BOUNCE, ("dsn",),
+        (Rcpt("uma@example.com", FAILED, Reason.AUTHFAILURE, False, "5"),), ("arf", "autoreply"),
+        message_id="<invoice-20240402-uma@example.org>"),
+    Row("mailbox-full.eml", Kind.BOUNCE, ("formats.exim", "plaintext"),
+        (Rcpt("wes@example.org", FAILED, Reason.MAILBOXFULL, False, "5"),),
+        ("arf", "dsn", "autoreply"), message_id="<catalogue-20240403-wes@example.org>"),
+    Row("verp.eml", Kind.BOUNCE, ("plaintext",),
+        (Rcpt("jo@example.net", FAILED, Reason.SUSPEND, False, "5"),), ("arf", "dsn", "autoreply"),
+        options=VERP, xfail_verdict=VERP_NEEDS_ADDRESS, xfail_recipients=VERP_NEEDS_ADDRESS),
+    # --- messages no bounce analyzer may claim --------------------------------------------
+    Row("person-reply-undeliverable.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
+    Row("newsletter-bulk.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
+    Row("forwarded-rfc822.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
+    Row("ticket-receipt.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
+    Row("spam.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
+    Row("html-marketing.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
+    # --- broken input ---------------------------------------------------------------------
+    Row("crlf.eml", Kind.BOUNCE, ("dsn", "formats.sendmail"),
+        (userunknown("ivy@example.test"),), ("arf", "autoreply"),
+        message_id="<catalogue-20240411-ivy@example.org>"),
+    Row("cr-only.eml", Kind.BOUNCE, ("formats.qmail", "plaintext"),
+        (userunknown("zoe@old.example.net"),), ("arf", "dsn", "autoreply"),
+        message_id="<catalogue-20240412-zoe@example.org>"),
+    Row("bad-charset-8bit.eml", Kind.BOUNCE, ("plaintext",),
+        (userunknown("yara@example.net"),), ("arf", "dsn", "autoreply")),
+    Row("encoded-subject.eml", Kind.BOUNCE, ("plaintext",),
+        (userunknown("alex@example.net"),), ("arf", "dsn", "autoreply")),
+    Row("truncated.eml", Kind.BOUNCE, ("dsn", "formats.postfix"),
+        (userunknown("max@example.com"),), ("arf", "autoreply")),
+    Row("no-boundary.eml", Kind.BOUNCE, ("dsn", "formats.sendmail"),
+        (userunknown("nico@example.com"),), ("arf", "autoreply")),
+    Row("bad-address-header.eml", Kind.BOUNCE, ("formats.exim", "plaintext"),
+        (userunknown("omar@example.com"),), ("arf", "dsn", "autoreply")),
+    Row("empty.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
+    Row("garbage.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
+)
+
+
+def rows(xfail_field: str = "") -> list:
+    """The table as pytest parameters, with the strict xfail mark a row asks for."""
+    params = []
+    for row in TABLE:
+        reason = getattr(row, xfail_field) if xfail_field else ""
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        params.append(pytest.param(row, id=row.file, marks=marks))
+    return params
+
+
+def report_of(row: Row):
+    return analyze(sample(row.file), row.options)
+
+
+@pytest.mark.parametrize("row", rows("xfail_verdict"))
+def test_kind_and_analyzer(row: Row) -> None:
+    report = report_of(row)
+    assert report.kind is row.kind, report.evidence
+    assert report.analyzer in row.analyzers, report.evidence
+    if row.feedback_type:
+        assert report.feedback_type == row.feedback_type
+
+
+@pytest.mark.parametrize("row", rows("xfail_recipients"))
+def test_recipients(row: Row) -> None:
+    report = report_of(row)
+    found = [Rcpt(r.address, r.action, r.reason, r.permanent, r.status[:1])
+             for r in report.recipients]
+    assert found == list(row.recipients), [r.evidence for r in report.recipients]
+    for recipient in report.recipients:
+        if recipient.status:
+            parts = recipient.status.split(".")
+            assert len(parts) == 3 and all(p.isdigit() for p in parts), recipient.status
+
+
+@pytest.mark.parametrize("row", rows())
+def test_not_claimed_by(row: Row) -> None:
+    message = parse_message(sample(row.file))
+    chain = dict(CHAIN)
+    claimed = []
+    for name in row.not_claimed_by:
+        if name == "formats":  # every known format module, so a failure names the culprit
+            claimed += [f"formats.{m.NAME}" for m in formats.KNOWN if m.analyze(message)]
+        elif chain[name](message) is not None:
+            claimed.append(name)
+    assert claimed == []
+
+
+@pytest.mark.parametrize("row", [r for r in rows() if r.values[0].message_id])
+def test_original_message_found(row: Row) -> None:
+    assert report_of(row).original.message_id == row.message_id
+
+
+@pytest.mark.parametrize("row", rows())
+def test_report_is_json(row: Row) -> None:
+    report = report_of(row)
+    data = json.loads(json.dumps(report.to_dict(explain=True)))
+    assert data["kind"] == str(report.kind)
+    assert len(data["recipients"]) == len(report.recipients)
+    assert all(isinstance(error, str) for error in data["errors"])
+
+
+def test_table_covers_every_sample() -> None:
+    assert sorted(row.file for row in TABLE) == sample_names()
+
+
+def test_verp_recipient_decoded() -> None:
+    report = analyze(sample("verp.eml"), VERP)
+    assert report.original.envelope_recipient == "bounces+jo=example.net@lists.example.org"
+    assert report.original.verp_recipient == "jo@example.net"
+
+
+def test_line_endings_do_not_change_the_verdict() -> None:
+    crlf = sample("crlf.eml")
+    assert b"\r\n" in crlf
+    lf = crlf.replace(b"\r\n", b"\n")
+    cr = crlf.replace(b"\r\n", b"\r")
+    assert analyze(crlf).to_dict() == analyze(lf).to_dict() == analyze(cr).to_dict()
+
+
+def test_empty_message_says_why() -> None:
+    assert "no headers found" in analyze(sample("empty.eml")).errors
+
+
+def test_bad_address_sample_trips_the_stdlib() -> None:
+    """The sample is what it claims: the stdlib's modern policy cannot read its headers."""
+    parsed = email.message_from_bytes(sample("bad-address-header.eml"), policy=email.policy.default)
+    with pytest.raises(IndexError):
+        str(parsed["To"])
+
+
+def test_truncated_sample_is_cut_mid_part() -> None:
+    raw = sample("truncated.eml")
+    assert not raw.endswith(b"\n") and b"--C0FFEE42.1713132880/mx3.example.net--" not in raw
