@@ -108,7 +108,7 @@ class Mailbox:
     def __init__(self, host: str, port: int | None = None, *,
                  security: Security | str = Security.TLS, timeout: float = 60.0,
                  ca_file: str | None = None, allow_plain_expunge: bool = False) -> None:
-        self.security = Security(security)
+        self.security = Security(str(security).lower())
         self.host = host
         self.port = port or _DEFAULT_PORTS[self.security]
         self.timeout = timeout
@@ -141,6 +141,8 @@ class Mailbox:
         return context
 
     def connect(self) -> None:
+        if self._client is not None:
+            self.logout()
         where = f"{self.host}:{self.port} ({self.security})"
         if self.security is Security.NONE and self.host not in ("localhost", "127.0.0.1", "::1"):
             log.warning("connecting to %s without TLS: the password travels in clear", where)
@@ -247,7 +249,8 @@ class Mailbox:
         """Full server name for a configured name: "Processed" -> "INBOX.Processed".
 
         "/" in `name` separates levels and becomes the server's delimiter; INBOX and names
-        already carrying the personal prefix are left alone.
+        already carrying the personal prefix ("INBOX.Processed", or "INBOX/Processed" on a
+        server whose prefix is "INBOX.") are left alone.
         """
         if name.upper() == "INBOX":
             return "INBOX"
@@ -258,7 +261,10 @@ class Mailbox:
             raise ValueError(f"empty folder name {name!r}")
         if len(parts) > 1 and not self.delimiter:
             raise MailboxError(f"{self.host} has a flat namespace: no sub-folders ({name!r})")
-        return self.prefix + (self.delimiter or "").join(parts)
+        joined = (self.delimiter or "").join(parts)
+        if self.prefix and joined.startswith(self.prefix):
+            return joined
+        return self.prefix + joined
 
     def ensure_folders(self, names: Iterable[str], *, dry_run: bool = False) -> list[str]:
         """Create the folders that don't exist (and subscribe them); return their full names.
@@ -431,7 +437,7 @@ class Mailbox:
         try:
             while True:
                 remaining = max(deadline - time.monotonic(), 0)
-                if _buffered(client) or _poll(client.socket(), remaining):
+                if _buffered(client, self.timeout) or _poll(client.socket(), remaining):
                     responses = _read_lines(client, self.timeout)
                     if responses:
                         break
@@ -463,7 +469,8 @@ class Mailbox:
 
         Returns True when the folder changed (new, flagged or expunged mail), False on timeout;
         either way the connection is back out of IDLE and ready for commands. Keep-alives
-        ("OK Still here") don't end the wait.
+        ("OK Still here") don't end the wait. Mail that arrived before the call is not
+        reported: search first, then wait.
         """
         deadline = time.monotonic() + min(timeout, MAX_IDLE_SECONDS)
         self.idle_start()
@@ -545,7 +552,7 @@ def _is_change(response: Any) -> bool:
             and response[1] in _CHANGE_RESPONSES)
 
 
-def _buffered(client: imapclient.IMAPClient) -> bool:
+def _buffered(client: imapclient.IMAPClient, timeout: float) -> bool:
     """Lines already read from the socket but not yet parsed (imaplib's buffered file, or
     the TLS layer's buffer): a poll on the socket would not see them."""
     sock = client.socket()
@@ -560,7 +567,7 @@ def _buffered(client: imapclient.IMAPClient) -> bool:
     except OSError:  # nothing buffered and nothing on the wire (SSLWantReadError)
         return False
     finally:
-        sock.setblocking(True)
+        sock.settimeout(timeout)  # back to blocking, with the read timeout
 
 
 def _poll(sock: socket.socket, timeout: float) -> bool:
@@ -591,8 +598,7 @@ def _read_lines(client: imapclient.IMAPClient, timeout: float) -> list[Any]:
                 raise
             responses.append(_parse_untagged_response(line))
     finally:
-        sock.setblocking(True)
-        sock.settimeout(timeout)
+        sock.settimeout(timeout)  # back to blocking, with the read timeout
     return responses
 
 

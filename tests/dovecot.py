@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import grp
 import os
 import pwd
@@ -164,6 +165,14 @@ class Account:
 
     def restart(self) -> None:
         self._require_server().restart()
+
+    def over_tls(self) -> Account:
+        """The same account reached over implicit TLS (skips when the server has none)."""
+        if self.security != "none":
+            return self
+        if self.tls_port is None:
+            pytest.skip("no TLS port (openssl missing?)")
+        return dataclasses.replace(self, port=self.tls_port, security="tls")
 
     def ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()

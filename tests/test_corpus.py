@@ -34,14 +34,19 @@ AT_MOST = {"false_bounce": 0.0, "misfire": 0.0}
 pytestmark = pytest.mark.corpus
 
 
-@pytest.fixture(scope="module")
-def scores(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """score.py --json figures for the whole corpus ("all" split)."""
+def require_corpus() -> None:
+    """Skip when the corpus is absent; fail instead in CI, where it must be present."""
     if not (TRUTH.is_file() and SCORE.is_file() and MESSAGES.is_dir()):
         message = f"the shared corpus is missing (looked for {TRUTH} and {SCORE})"
         if os.environ.get("CI") == "true":
             pytest.fail(message + "; CI=true requires it")
         pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def scores(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """score.py --json figures for the whole corpus ("all" split)."""
+    require_corpus()
     output = tmp_path_factory.mktemp("corpus") / "reports.jsonl"
     with output.open("w", encoding="utf-8") as out:
         for path in sorted(MESSAGES.rglob("*")):
@@ -74,3 +79,13 @@ def test_rate_at_most(scores: dict, metric: str, ceiling: float) -> None:
     figure = scores[metric]
     assert figure["rate"] is None or figure["rate"] <= ceiling, \
         f"{metric} {describe(figure)} > {ceiling}"
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception),
+                                             ("", pytest.skip.Exception)])
+def test_missing_corpus(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ci: str,
+                        outcome: type[BaseException]) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "TRUTH", tmp_path / "absent" / "truth.json")
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="corpus is missing"):
+        require_corpus()

@@ -281,6 +281,8 @@ def test_folder_names_and_creation(imap_server, processed, nested):
         assert mbox.folder("Processed") == processed
         assert mbox.folder("Bounces/Processed") == nested
         assert mbox.folder(processed) == processed  # already full: unchanged
+        assert mbox.folder("INBOX/Processed") == ("INBOX.Processed" if "." in processed
+                                                  else "INBOX/Processed")
 
         wanted = ["Processed", "Unknown", "Error", "Bounces/Processed"]
         full = [mbox.folder(name) for name in wanted]
@@ -375,13 +377,27 @@ def test_move_to_missing_folder_is_a_mailbox_error(imap_server, mbox):
 # -- waiting: IDLE and polling ---------------------------------------------------------------
 
 
+@pytest.fixture(params=["plain", "tls"])
+def idle_account(request, imap_server) -> dovecot.Account:
+    """The account as given, and over implicit TLS: TLS buffers data the socket can't show."""
+    return imap_server.over_tls() if request.param == "tls" else imap_server
+
+
+@pytest.fixture
+def idle_mbox(idle_account):
+    mailbox = open_mailbox(idle_account)
+    yield mailbox
+    mailbox.logout()
+
+
 def later(seconds: float, action) -> threading.Thread:
     thread = threading.Thread(target=lambda: (time.sleep(seconds), action()), daemon=True)
     thread.start()
     return thread
 
 
-def test_idle_wakes_on_append_from_another_connection(imap_server, mbox):
+def test_idle_wakes_on_append_from_another_connection(imap_server, idle_mbox):
+    mbox = idle_mbox
     mbox.select()
     assert mbox.search_uids() == []
     thread = later(0.5, lambda: append(imap_server, message("arrives while idling")))
@@ -392,7 +408,8 @@ def test_idle_wakes_on_append_from_another_connection(imap_server, mbox):
     assert len(mbox.search_uids()) == 1  # out of IDLE, commands work again
 
 
-def test_idle_times_out_quietly(imap_server, mbox):
+def test_idle_times_out_quietly(idle_mbox):
+    mbox = idle_mbox
     mbox.select()
     started = time.monotonic()
     assert mbox.wait_for_changes(timeout=1.0) is False
@@ -400,7 +417,8 @@ def test_idle_times_out_quietly(imap_server, mbox):
     assert mbox.noop() is not None and mbox.connected
 
 
-def test_idle_notices_a_server_restart_without_busy_looping(imap_server, mbox):
+def test_idle_notices_a_server_restart_without_busy_looping(idle_account, idle_mbox):
+    imap_server, mbox = idle_account, idle_mbox
     needs_local(imap_server)
     mbox.select()
     thread = later(0.5, imap_server.restart)
@@ -423,8 +441,9 @@ def test_idle_notices_a_server_restart_without_busy_looping(imap_server, mbox):
     again.logout()
 
 
-def test_idle_notices_a_dropped_connection_without_bye(imap_server, mbox):
+def test_idle_notices_a_dropped_connection_without_bye(idle_account, idle_mbox):
     """The imap process dies (no BYE): EOF must still end the wait, without spinning."""
+    imap_server, mbox = idle_account, idle_mbox
     needs_local(imap_server)
     mbox.select()
     log_text = imap_server.server.log_path.read_text()

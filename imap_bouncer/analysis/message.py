@@ -28,7 +28,7 @@ _PARAM_RE = re.compile(
 )
 _QUOTED_PAIR = re.compile(r"\\(.)", re.S)
 # RFC 2231 parameter continuations: name*0, name*1*, ...
-_PARAM_SECTION = re.compile(r"(.+?)\*(\d+)(\*?)")
+_PARAM_SECTION = re.compile(r"(.+?)\*(\d{1,4})(\*?)")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?]*)\?=")
 _CHARSET_ALIASES = {
     "utf8": "utf-8", "unicode-1-1-utf-7": "utf-7", "ks_c_5601-1987": "cp949",

@@ -1,0 +1,185 @@
+"""`imap-bouncer analyze`: every kind of input, both output forms, and errors that name the
+bad path without stopping the other inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from support import SAMPLES, sample
+
+from imap_bouncer.cli import main
+from imap_bouncer.sources import iter_messages
+
+REPORT_FIELDS = {"kind", "recipients", "original", "feedback_type", "user_agent", "analyzer",
+                 "errors"}
+RECIPIENT_FIELDS = {"address", "action", "status", "smtp_code", "diagnostic", "remote_mta",
+                    "reason", "permanent"}
+
+
+def run(*args: str, stdin: bytes | None = None) -> Result:
+    return CliRunner().invoke(main, ["analyze", *args], input=stdin)
+
+
+def records(result: Result) -> list[dict]:
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def mbox(tmp_path: Path) -> Path:
+    """Two messages; the second's body has a line quoted as `>From ` (mboxrd)."""
+    reply = sample("autoreply-rfc3834.eml").replace(
+        b"Kim\n", b"Kim\n\n>From the office of Kim Lindqvist\n")
+    path = tmp_path / "bounces.mbox"
+    path.write_bytes(b"From MAILER-DAEMON Mon Mar 25 07:44:19 2024\n" + sample("qmail.eml")
+                     + b"\nFrom kim@example.com Wed Mar 20 08:00:12 2024\n" + reply + b"\n")
+    return path
+
+
+def test_one_file_as_text() -> None:
+    path = str(SAMPLES / "qmail.eml")
+    result = run(path)
+    assert result.exit_code == 0, result.output
+    first, recipient = result.stdout.splitlines()[:2]
+    assert first.startswith(f"{path}: bounce (")
+    assert recipient.split()[:2] == ["dana@example.com", "failed"]
+    assert "userunknown" in recipient and "HARD" in recipient
+    assert "why:" not in result.stdout
+
+
+def test_explain_adds_evidence() -> None:
+    path = str(SAMPLES / "blocklist-550.eml")
+    text = run("--explain", path).stdout
+    assert "  why: " in text and "      said: 550 5.7.1" in text and "      why:  " in text
+    record, = records(run("--json", "--explain", path))
+    assert record["evidence"]
+    assert record["recipients"][0]["evidence"]
+    plain, = records(run("--json", path))
+    assert "evidence" not in plain and "evidence" not in plain["recipients"][0]
+
+
+def test_json_fields() -> None:
+    path = str(SAMPLES / "dsn-failed-multi.eml")
+    result = run("--json", path)
+    assert result.exit_code == 0
+    record, = records(result)
+    assert set(record) == {"source", *REPORT_FIELDS}
+    assert record["source"] == path
+    assert record["kind"] == "bounce" and record["analyzer"]
+    assert [r["address"] for r in record["recipients"]] == ["jo@example.com",
+                                                            "ann@nowhere.example.net"]
+    assert all(set(r) == RECIPIENT_FIELDS for r in record["recipients"])
+    assert record["original"]["message_id"] == "<order-summary-20240312-8812@example.org>"
+
+
+def test_json_keeps_non_ascii() -> None:
+    result = run("--json", str(SAMPLES / "dsn-global-utf8.eml"))
+    assert "jörg@bücher.example" in result.stdout
+
+
+def test_directory(tmp_path: Path) -> None:
+    for name in ("exim.eml", "spam.eml"):
+        shutil.copy(SAMPLES / name, tmp_path / name)
+    (tmp_path / ".hidden").write_bytes(b"Subject: skipped\n\n")
+    found = records(run("--json", str(tmp_path)))
+    assert [(Path(r["source"]).name, r["kind"]) for r in found] == [("exim.eml", "bounce"),
+                                                                   ("spam.eml", "unknown")]
+
+
+def test_maildir(tmp_path: Path) -> None:
+    maildir = tmp_path / "Maildir"
+    for folder in ("cur", "new", "tmp"):
+        (maildir / folder).mkdir(parents=True)
+    shutil.copy(SAMPLES / "qmail.eml", maildir / "cur" / "1712000000.M1P1.host:2,S")
+    shutil.copy(SAMPLES / "arf-abuse.eml", maildir / "new" / "1712000001.M2P1.host")
+    (maildir / "tmp" / "1712000002.M3P1.host").write_bytes(b"half written")
+    found = records(run("--json", str(maildir)))
+    assert [(Path(r["source"]).parent.name, r["kind"]) for r in found] == [
+        ("cur", "bounce"), ("new", "complaint")]
+
+
+def test_mbox_with_two_messages(mbox: Path) -> None:
+    found = records(run("--json", str(mbox)))
+    assert [(r["source"], r["kind"]) for r in found] == [
+        (f"{mbox}#1", "bounce"), (f"{mbox}#2", "autoreply")]
+    assert found[0]["recipients"][0]["address"] == "dana@example.com"
+
+
+def test_mbox_from_quoting_is_undone(mbox: Path) -> None:
+    messages = list(iter_messages(str(mbox)))
+    assert len(messages) == 2
+    second = messages[1][1]
+    assert b"\nFrom the office of Kim Lindqvist\n" in second
+    assert b">From" not in second
+    assert not messages[0][1].startswith(b"From ")
+
+
+def test_standard_input() -> None:
+    result = run("--json", "-", stdin=sample("exim.eml"))
+    assert result.exit_code == 0
+    record, = records(result)
+    assert record["source"] == "-"
+    assert record["recipients"][0]["address"] == "eli@example.com"
+
+
+def test_missing_path_is_an_error_but_the_rest_is_analyzed(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such.eml"
+    broken_link = tmp_path / "dangling.eml"
+    broken_link.symlink_to(tmp_path / "gone")
+    good = str(SAMPLES / "qmail.eml")
+    result = run("--json", str(missing), good, str(broken_link))
+    assert result.exit_code == 1
+    assert [r["source"] for r in records(result)] == [good]
+    assert f"imap-bouncer: error: {missing}: no such file or directory" in result.stderr
+    assert str(broken_link) in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="root reads files whatever their mode")
+def test_unreadable_file_is_an_error(tmp_path: Path) -> None:
+    locked = tmp_path / "locked.eml"
+    locked.write_bytes(sample("qmail.eml"))
+    locked.chmod(0)
+    try:
+        result = run(str(locked), str(SAMPLES / "spam.eml"))
+    finally:
+        locked.chmod(0o600)
+    assert result.exit_code == 1
+    assert f"{locked}: " in result.stderr
+    assert "spam.eml: unknown" in result.stdout
+
+
+def test_verp_option() -> None:
+    pattern = "bounces+{local}={domain}@lists.example.org"
+    record, = records(run("--json", "--verp", pattern, str(SAMPLES / "verp.eml")))
+    assert record["original"]["verp_recipient"] == "jo@example.net"
+    bad = run("--verp", "bounces@lists.example.org", str(SAMPLES / "verp.eml"))
+    assert bad.exit_code == 2 and "{local}" in bad.output
+
+
+def test_no_paths_is_a_usage_error() -> None:
+    assert run().exit_code == 2
+
+
+def test_real_process(tmp_path: Path) -> None:
+    """The installed entry point, end to end: stdout for reports, stderr and exit 1 for a bad
+    path, and the other inputs still reported."""
+    script = Path(sys.executable).with_name("imap-bouncer")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "imap_bouncer"]
+    missing = tmp_path / "missing.eml"
+    done = subprocess.run(
+        [*command, "analyze", "--json", str(SAMPLES / "gmail-style.eml"), str(missing), "-"],
+        input=sample("autoreply-german.eml"), capture_output=True, timeout=60, check=False,
+    )
+    assert done.returncode == 1
+    found = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert [(Path(r["source"]).name, r["kind"]) for r in found] == [
+        ("gmail-style.eml", "bounce"), ("-", "autoreply")]
+    assert f"{missing}: no such file or directory" in done.stderr.decode()
