@@ -320,10 +320,12 @@ class Mailbox:
     def search_uids(self, *, unseen: bool = True, since: date | None = None) -> list[int]:
         """UIDs in the selected folder, ascending: unseen only by default, and/or SINCE a day.
 
+        `unseen` also leaves out messages marked \\Deleted: another client is removing them,
+        or a move of ours failed after its COPY, so they are already filed.
         SINCE compares the server's INTERNALDATE by calendar day (RFC 3501), not the Date
         header.
         """
-        criteria: list[Any] = ["UNSEEN"] if unseen else []
+        criteria: list[Any] = ["UNSEEN", "UNDELETED"] if unseen else []
         if since is not None:
             criteria += ["SINCE", since if not isinstance(since, datetime) else since.date()]
         with self._errors("searching"):

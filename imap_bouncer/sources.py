@@ -41,10 +41,7 @@ def iter_messages(path: str) -> Iterator[tuple[str, bytes]]:
 def _iter_directory(directory: Path) -> Iterator[tuple[str, bytes]]:
     """A Maildir (cur/ and new/) or a plain directory of message files, in name order."""
     subdirs = [directory / "cur", directory / "new"]
-    if all(d.is_dir() for d in subdirs):
-        folders = subdirs
-    else:
-        folders = [directory]
+    folders = subdirs if all(d.is_dir() for d in subdirs) else [directory]
     try:
         entries = sorted(
             entry.path for folder in folders for entry in os.scandir(folder)

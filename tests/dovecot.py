@@ -255,7 +255,7 @@ class DovecotServer:
             raise ValueError(f"user name {user!r} is taken or unusable as a file name")
         self.users[user] = password
         temporary = self.passwd_dir / f".{user}.tmp"
-        temporary.write_text(f"{user}:{{PLAIN}}{password}::::::\n")
+        temporary.write_text(f"{user}:{{PLAIN}}{password}::::::\n", encoding="utf-8")
         temporary.replace(self.passwd_dir / user)
         return Account(host=self.host, port=self.port, user=user, password=password,
                        security="none", maildir=self.mail_root / user / "Maildir",
@@ -296,7 +296,7 @@ mail_location = maildir:~/Maildir
 {ssl_lines}disable_plaintext_auth = no
 auth_mechanisms = plain login xoauth2
 # No delay after a failed login, and no growing penalty for repeated failures from one IP
-# (mode 0 on anvil's penalty socket turns it off: auth can't connect, so it skips it).
+# (with mode 0 the anvil-auth-penalty socket isn't created at all, so auth skips penalties).
 auth_failure_delay = 0
 {capability_line}
 namespace inbox {{
@@ -328,7 +328,7 @@ service anvil {{
     mode = 0
   }}
 {anvil_chroot}}}
-{chroots}""")
+{chroots}""", encoding="utf-8")
         for sub in ("run", "state"):
             (w / sub).mkdir(exist_ok=True)
 

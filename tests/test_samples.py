@@ -26,10 +26,6 @@ BOUNCE_ANALYZERS = ("arf", "formats", "dsn", "plaintext")
 EVERY_ANALYZER = (*BOUNCE_ANALYZERS, "autoreply")
 VERP = Options(verp_patterns=("bounces+{local}={domain}@lists.example.org",))
 
-# Known bugs outside message.py, named once so rows can point at them.
-VERP_NEEDS_ADDRESS = ("the plain-text fallback claims nothing without an address in the "
-                      "notice, so the VERP-decoded recipient of a clear bounce is never used")
-
 
 @dataclass(frozen=True)
 class Rcpt:
@@ -128,7 +124,7 @@ TABLE: tuple[Row, ...] = (
         ("arf", "dsn", "autoreply"), message_id="<catalogue-20240403-wes@example.org>"),
     Row("verp.eml", Kind.BOUNCE, ("plaintext",),
         (Rcpt("jo@example.net", FAILED, Reason.SUSPEND, False, "5"),), ("arf", "dsn", "autoreply"),
-        options=VERP, xfail_verdict=VERP_NEEDS_ADDRESS, xfail_recipients=VERP_NEEDS_ADDRESS),
+        options=VERP),
     # --- messages no bounce analyzer may claim --------------------------------------------
     Row("person-reply-undeliverable.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
     Row("newsletter-bulk.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),

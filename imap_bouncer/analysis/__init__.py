@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..report import Action, Kind, Original, Recipient, Report
 from . import arf, autoreply, dsn, formats, reasons
@@ -88,9 +88,13 @@ def _recipients(findings: Findings, original: Original) -> list[Recipient]:
     recipients: list[Recipient] = []
     seen: dict[tuple[str, Action], Recipient] = {}
     failures = findings.failures
-    if not failures and findings.kind in (Kind.BOUNCE, Kind.DELAY) and original.verp_recipient:
-        failures = [Failure(address=original.verp_recipient,
-                            action=Action.DELAYED if findings.kind is Kind.DELAY else Action.FAILED)]
+    if findings.kind in (Kind.BOUNCE, Kind.DELAY) and original.verp_recipient:
+        # A report that says a delivery failed but not for whom: the VERP address says it.
+        if not failures:
+            action = Action.DELAYED if findings.kind is Kind.DELAY else Action.FAILED
+            failures = [Failure(address="", action=action)]
+        failures = [f if f.address else replace(f, address=original.verp_recipient)
+                    for f in failures]
     for failure in failures:
         diagnostic = " ".join(failure.diagnostic.split())
         verdict = reasons.classify(

@@ -55,9 +55,8 @@ def normalize_address(value: str) -> str:
         local, domain = checked.local_part, checked.domain
     except EmailNotValidError:
         local, _, domain = value.rpartition("@")
-        if not local or "." not in domain and not domain.startswith("["):
-            if not local or not domain:
-                return ""
+        if not local or not domain:
+            return ""
     if local.isascii():
         local = local.lower()
     return f"{local}@{domain.lower()}"

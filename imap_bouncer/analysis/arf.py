@@ -28,7 +28,8 @@ def analyze(message: Part) -> Findings | None:
         for name, value in fields:
             values.setdefault(name, []).append(value)
         headers = original_headers(message)
-        addresses = [normalize_address(v) for name in RECIPIENT_FIELDS for v in values.get(name, [])]
+        addresses = [normalize_address(value) for name in RECIPIENT_FIELDS
+                     for value in values.get(name, [])]
         if not any(addresses) and headers:
             addresses = [normalize_address(v) for n, v in headers if n == "to"]
         feedback_type = (values.get("feedback-type", [""])[0]).strip().lower()

@@ -32,7 +32,8 @@ AUTOREPLY_HEADERS: list[tuple[str, re.Pattern | None]] = [
 AUTOREPLY_SUBJECTS = re.compile(
     r"^\s*(?:"
     r"auto(?:matic|matische|matique|matica|mático)?[ -]?(?:reply|response|respons|antwort|"
-    r"réponse|reponse|risposta|respuesta|resposta|svar|odpowiedź|antwoord)"  # en de fr it es pt sv pl nl
+    # English, German, French, Italian, Spanish, Portuguese, Swedish, Polish, Dutch
+    r"réponse|reponse|risposta|respuesta|resposta|svar|odpowiedź|antwoord)"
     r"|out of (?:the )?office|away from (?:the )?office|on vacation|on leave|on holiday"
     r"|abwesenheit|abwesend|nicht im büro|außer haus"  # German
     r"|absence|absent|en congé|en vacances|hors du bureau"  # French
@@ -76,7 +77,7 @@ def analyze(message: Part) -> Findings | None:
         evidence = "auto-generated message announcing an absence"
     if not evidence:
         return None
-    address = normalize_address(message.get("reply-to") if not sender else sender)
+    address = normalize_address(sender or message.get("reply-to"))
     failures = [Failure(address=address, action=Action.DELIVERED, reason_hint=Reason.VACATION)]
     return Findings(kind=Kind.AUTOREPLY, analyzer="autoreply", evidence=evidence,
                     failures=failures if address else [])

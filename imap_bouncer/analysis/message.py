@@ -150,28 +150,21 @@ def decode_header_block(block: bytes) -> str:
         return "\n".join(decode_bytes(line) for line in block.split(b"\n"))
 
 
+# A header field: a name without white space or colon at the start of a line, then its value
+# with any continuation lines (RFC 5322 folding).
+_HEADER_FIELD = re.compile(r"^([^\s:][^:\n]{0,75}):(.*(?:\n[ \t].*)*)", re.M)
+
+
 def parse_header_lines(block: str) -> list[tuple[str, str]]:
     """Header block text -> [(lower-case name, unfolded value)]; junk lines are skipped."""
     headers: list[tuple[str, str]] = []
-    name = ""
-    value_lines: list[str] = []
-    for line in block.split("\n"):
-        if not line:
-            continue
-        if line[0] in " \t":
-            if name:
-                value_lines.append(line.strip())
-            continue
-        if name:
-            headers.append((name, " ".join(value_lines)))
-            name = ""
-        colon = line.find(":")
-        if colon <= 0 or " " in line[:colon].strip() or colon > 76:
+    for name, value in _HEADER_FIELD.findall(block):
+        name = name.strip()
+        if " " in name or "\t" in name:
             continue  # not a header line (an mbox "From " line, garbage)
-        name = line[:colon].strip().lower()
-        value_lines = [line[colon + 1:].strip()]
-    if name:
-        headers.append((name, " ".join(value_lines)))
+        if "\n" in value:
+            value = " ".join(piece.strip() for piece in value.split("\n"))
+        headers.append((name.lower(), value.strip()))
     return headers
 
 
@@ -252,6 +245,9 @@ class Part:
         self.errors: list[str] = []
         self.headers = parse_header_lines(decode_header_block(block))
         self._default_type = default_type
+        # Views that analyzers derive from this part (its notice text, the original's
+        # headers), kept here so that a chain of analyzers computes each only once.
+        self.derived: dict[str, object] = {}
 
     # --- headers -----------------------------------------------------------------------
     @lazy

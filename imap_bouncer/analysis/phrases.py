@@ -223,9 +223,67 @@ GAVE_UP: list[tuple[Reason, str]] = [
 _HAS_UPPER = re.compile(r"(?<!\\)[A-Z]")
 
 
-def _compile(table: list[tuple[Reason, str]]) -> list[tuple[Reason, re.Pattern[str]]]:
-    return [(reason, re.compile(pattern, re.I if _HAS_UPPER.search(pattern) else 0))
-            for reason, pattern in table]
+# An entry: the reason, the compiled pattern, and the words one of which any match must
+# contain (None: no such words could be found); `in` on the words is far cheaper than a
+# regex search, so most entries are skipped without running their pattern.
+_Entry = tuple[Reason, re.Pattern[str], tuple[str, ...] | None]
+
+
+def _compile(table: list[tuple[Reason, str]]) -> list[_Entry]:
+    entries = []
+    for reason, pattern in table:
+        compiled = re.compile(pattern, re.I if _HAS_UPPER.search(pattern) else 0)
+        words = None if compiled.flags & re.I else required_words(pattern)
+        entries.append((reason, compiled, words))
+    return entries
+
+
+def required_words(pattern: str) -> tuple[str, ...] | None:
+    """Literal strings one of which every match of the pattern contains, or None.
+
+    Read from the pattern's parse tree: a run of literal characters is required; so is one of
+    the words of each alternative of a group; the longest such requirement is kept.
+    """
+    try:
+        tree = re._parser.parse(pattern)  # the stdlib's own pattern parser
+    except Exception:  # a parser change in a later Python: fall back to always searching
+        return None
+    words = _required(list(tree))
+    return tuple(sorted(words)) if words else None
+
+
+def _required(items) -> set[str] | None:
+    constants = re._constants
+    candidates: list[set[str]] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            candidates.append({"".join(run)})
+            run.clear()
+
+    for op, arg in items:
+        if op is constants.LITERAL:
+            run.append(chr(arg))
+            continue
+        if op is constants.AT:
+            continue  # zero-width (\b, ^, $): the literal run goes on
+        flush()
+        if op is constants.SUBPATTERN:
+            inner = _required(list(arg[-1]))
+        elif op is constants.BRANCH:
+            branches = [_required(list(branch)) for branch in arg[1]]
+            inner = set().union(*branches) if all(branches) else None
+        elif op in (constants.MAX_REPEAT, constants.MIN_REPEAT) and arg[0] >= 1:
+            inner = _required(list(arg[2]))
+        else:
+            inner = None
+        if inner:
+            candidates.append(inner)
+    flush()
+    if not candidates:
+        return None
+    return max(candidates, key=lambda words: min(len(word) for word in words))
 
 
 _COMPILED = _compile(PHRASES)
@@ -245,14 +303,16 @@ def gave_up(text: str) -> tuple[Reason, str] | None:
     return _first(_GAVE_UP, text)
 
 
-def _first(table: list[tuple[Reason, re.Pattern[str]]], text: str) -> tuple[Reason, str] | None:
+def _first(table: list[_Entry], text: str) -> tuple[Reason, str] | None:
     if not text:
         return None
     text = _REPEATED_CODES.sub("", _SPACES.sub(" ", text))
     lowered = text.lower()
     if len(lowered) != len(text):  # a few characters grow when lower-cased; keep spans right
         text = lowered
-    for reason, pattern in table:
+    for reason, pattern, words in table:
+        if words is not None and not any(word in lowered for word in words):
+            continue
         found = pattern.search(lowered)
         if found:
             return reason, f"phrase {text[found.start():found.end()]!r}"

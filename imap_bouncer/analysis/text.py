@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .message import Part, header_block_of, parse_header_lines
 
@@ -53,6 +54,12 @@ def text_parts(message: Part) -> list[Part]:
 
 def notice_text(message: Part) -> str:
     """The bounce's own human-readable text (first text part), HTML reduced to text."""
+    if "notice" not in message.derived:
+        message.derived["notice"] = _notice_text(message)
+    return message.derived["notice"]  # type: ignore[return-value]
+
+
+def _notice_text(message: Part) -> str:
     parts = text_parts(message)
     if not parts:
         return ""
@@ -77,8 +84,12 @@ def html_to_text(html: str) -> str:
     return re.sub(r"[ \t]+", " ", text)
 
 
+@lru_cache(maxsize=32)
 def split_at_original(text: str) -> tuple[str, str]:
-    """(the notice, the quoted original) of a plain-text bounce; the second may be empty."""
+    """(the notice, the quoted original) of a plain-text bounce; the second may be empty.
+
+    Cached: many format guards ask this of the same notice text.
+    """
     match = ORIGINAL_MARKERS.search(text)
     if not match or match.group(0).lower().startswith("the original message was received"):
         return text, ""
@@ -87,6 +98,12 @@ def split_at_original(text: str) -> tuple[str, str]:
 
 def original_headers(message: Part) -> list[tuple[str, str]] | None:
     """Headers of the message that bounced: from an attached part, else an inline copy."""
+    if "original" not in message.derived:
+        message.derived["original"] = _original_headers(message)
+    return message.derived["original"]  # type: ignore[return-value]
+
+
+def _original_headers(message: Part) -> list[tuple[str, str]] | None:
     for part in message.walk():
         if part is message:
             continue

@@ -12,49 +12,52 @@ from types import ModuleType
 
 from ..findings import Findings
 from ..message import Part
-from . import generic
-from . import (  # other MTAs
+
+# One module per format; KNOWN below says in which order they are tried.
+from . import (
     activehunter,
+    amazonses,
+    amazonworkmail,
+    biglobe,
+    courier,
     domino,
     dragonfly,
+    exchange2003,
+    exchange2007,
+    exim,
+    ezweb,
     fml,
+    generic,
+    gmail,
+    gmx,
+    googlegroups,
     imail,
     jamesmta,
+    kddi,
     mailfoundry,
+    mailmarshal,
+    mailru,
+    mcafee,
     messagingserver,
+    mfilter,
+    mimecast,
+    mxlogic,
     notes,
+    opensmtpd,
+    postfix,
     powermta,
+    qmail,
+    sendmail,
+    surfcontrol,
+    trendmicro,
     v5sendmail,
+    verizon,
     x1,
     x2,
     x3,
     x6,
-)
-from . import courier, exim, opensmtpd, postfix, qmail, sendmail  # Unix MTAs
-from . import (  # mail providers and sending services
-    amazonses,
-    amazonworkmail,
-    biglobe,
-    ezweb,
-    gmail,
-    gmx,
-    googlegroups,
-    kddi,
-    mailru,
-    verizon,
     yahoo,
     zoho,
-)
-from . import (  # Microsoft and mail gateways
-    exchange2003,
-    exchange2007,
-    mailmarshal,
-    mcafee,
-    mfilter,
-    mimecast,
-    mxlogic,
-    surfcontrol,
-    trendmicro,
 )
 
 # The known formats, in order of trial. Each entry's module says which MTA it reads.

@@ -2,17 +2,32 @@
 
 Claims a message only when its headers say it is a delivery report (`looks_like_bounce`)
 and its notice names at least one recipient, by `X-Failed-Recipients` or by a block of
-lines that opens with an address.
+lines that opens with an address. A report that names nobody is still claimed when both its
+sender and its subject are a mail system's and its words carry an SMTP reply: it bounced, for
+whom is then told by the VERP address it was sent to, if any.
 """
 
 from __future__ import annotations
+
+import re
 
 from ...report import Action, Kind
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers, split_at_original
-from .common import DELAY_WORDS, looks_like_bounce, own_addresses, recipient_blocks
+from .common import (
+    BOUNCE_SUBJECTS,
+    DELAY_WORDS,
+    MAILER_SENDERS,
+    REPLY_OR_FORWARD,
+    looks_like_bounce,
+    own_addresses,
+    recipient_blocks,
+)
+
+# A line of a notice that quotes an SMTP reply: a reply code and an enhanced status code.
+SMTP_REPLY_LINE = re.compile(r"^.*\b[245]\d\d[ -]#?[245]\.\d{1,3}\.\d{1,3}\b.*$", re.M)
 
 NAME = "generic"
 
@@ -25,16 +40,20 @@ def analyze(message: Part) -> Findings | None:
     delayed = bool(DELAY_WORDS.search(subject) or DELAY_WORDS.search(notice[:3000]))
     action = Action.DELAYED if delayed else Action.FAILED
     blocks = recipient_blocks(notice, own_addresses(message))
-    failed_header = [normalize_address(v.strip()) for value in message.get_all("x-failed-recipients")
-                     for v in value.split(",")]
-    failed_header = [a for a in failed_header if a]
+    failed_header = [normalize_address(piece) for value in message.get_all("x-failed-recipients")
+                     for piece in value.split(",")]
+    failed_header = [address for address in failed_header if address]
     if failed_header:
         words = dict(blocks)
-        failures = [Failure(address=a, action=action, diagnostic=words.get(a, "")) for a in failed_header]
+        failures = [Failure(address=address, action=action, diagnostic=words.get(address, ""))
+                    for address in failed_header]
         evidence = "X-Failed-Recipients header"
     elif blocks:
         failures = [Failure(address=a, action=action, diagnostic=t) for a, t in blocks]
         evidence = "recipient blocks in a bounce notice"
+    elif (reply := _reply_of_anonymous_report(message, subject, notice)):
+        failures = [Failure(address="", action=action, diagnostic=reply)]
+        evidence = "a mail system's report quoting an SMTP reply, naming no recipient"
     else:
         return None
     return Findings(
@@ -45,3 +64,12 @@ def analyze(message: Part) -> Findings | None:
         original_headers=original_headers(message),
         notice=notice,
     )
+
+
+def _reply_of_anonymous_report(message: Part, subject: str, notice: str) -> str:
+    """The SMTP reply quoted by a report that names no recipient, if it surely is one."""
+    if not MAILER_SENDERS.search(message.get("from")) or not BOUNCE_SUBJECTS.search(subject) \
+            or REPLY_OR_FORWARD.match(subject):
+        return ""
+    found = SMTP_REPLY_LINE.search(notice[:4000])
+    return found.group(0).strip() if found else ""
