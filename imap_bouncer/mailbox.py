@@ -20,7 +20,7 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -107,12 +107,14 @@ class Mailbox:
 
     def __init__(self, host: str, port: int | None = None, *,
                  security: Security | str = Security.TLS, timeout: float = 60.0,
-                 ca_file: str | None = None, allow_plain_expunge: bool = False) -> None:
+                 ca_file: str | None = None, verify_certificate: bool = True,
+                 allow_plain_expunge: bool = False) -> None:
         self.security = Security(str(security).lower())
         self.host = host
         self.port = port or _DEFAULT_PORTS[self.security]
         self.timeout = timeout
         self.ca_file = ca_file
+        self.verify_certificate = verify_certificate
         self.allow_plain_expunge = allow_plain_expunge
         self.user: str | None = None
         self.capabilities: Capabilities | None = None
@@ -135,9 +137,13 @@ class Mailbox:
     # -- connection --------------------------------------------------------------------------
 
     def _ssl_context(self) -> ssl.SSLContext:
-        """Verification always on; `ca_file` replaces the system trust store (private CAs)."""
+        """Verification on unless the settings turn it off; `ca_file` replaces the system
+        trust store (private CAs)."""
         context = ssl.create_default_context(cafile=self.ca_file)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if not self.verify_certificate:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
         return context
 
     def connect(self) -> None:
@@ -320,16 +326,16 @@ class Mailbox:
     def search_uids(self, *, unseen: bool = True, since: date | None = None) -> list[int]:
         """UIDs in the selected folder, ascending: unseen only by default, and/or SINCE a day.
 
-        `unseen` also leaves out messages marked \\Deleted: another client is removing them,
-        or a move of ours failed after its COPY, so they are already filed.
+        Messages marked \\Deleted are always left out: another client is removing them, or a
+        move of ours failed after its COPY, so they are already filed.
         SINCE compares the server's INTERNALDATE by calendar day (RFC 3501), not the Date
         header.
         """
-        criteria: list[Any] = ["UNSEEN", "UNDELETED"] if unseen else []
+        criteria: list[Any] = ["UNSEEN", "UNDELETED"] if unseen else ["UNDELETED"]
         if since is not None:
             criteria += ["SINCE", since if not isinstance(since, datetime) else since.date()]
         with self._errors("searching"):
-            uids = self._require_selected().search(criteria or ["ALL"])
+            uids = self._require_selected().search(criteria)
         return sorted(int(uid) for uid in uids)
 
     def fetch(self, uids: Sequence[int], *, size_cap: int | None = None) -> list[FetchedMessage]:
@@ -466,13 +472,15 @@ class Mailbox:
         self._raise_on_bye(responses)
         return responses
 
-    def wait_for_changes(self, timeout: float = MAX_IDLE_SECONDS) -> bool:
+    def wait_for_changes(self, timeout: float = MAX_IDLE_SECONDS,
+                         should_stop: Callable[[], bool] | None = None) -> bool:
         """IDLE until the selected folder changes or `timeout` passes (capped at 25 minutes).
 
         Returns True when the folder changed (new, flagged or expunged mail), False on timeout;
         either way the connection is back out of IDLE and ready for commands. Keep-alives
         ("OK Still here") don't end the wait. Mail that arrived before the call is not
-        reported: search first, then wait.
+        reported: search first, then wait. `should_stop` is asked every second, so a
+        shutdown never waits for the server.
         """
         deadline = time.monotonic() + min(timeout, MAX_IDLE_SECONDS)
         self.idle_start()
@@ -480,9 +488,10 @@ class Mailbox:
         try:
             while not changed:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or (should_stop is not None and should_stop()):
                     break
-                changed = any(_is_change(r) for r in self.idle_check(remaining))
+                slice_ = remaining if should_stop is None else min(remaining, 1.0)
+                changed = any(_is_change(r) for r in self.idle_check(slice_))
         finally:
             if self._idling and self._client is not None:
                 changed = any(_is_change(r) for r in self.idle_done()) or changed

@@ -140,6 +140,7 @@ class Report:
     """Everything the analyzer found in one message."""
 
     kind: Kind = Kind.UNKNOWN
+    message_id: str = ""  # the analyzed message's own Message-ID
     recipients: list[Recipient] = field(default_factory=list)
     original: Original = field(default_factory=Original)
     feedback_type: str = ""  # complaints: abuse, fraud, opt-out, ...
@@ -151,6 +152,7 @@ class Report:
     def to_dict(self, explain: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
             "kind": str(self.kind),
+            "message_id": self.message_id,
             "recipients": [r.to_dict(explain) for r in self.recipients],
             "original": self.original.to_dict(),
             "feedback_type": self.feedback_type,

@@ -70,7 +70,7 @@ def _analyze(raw: bytes, options: Options) -> Report:
         if findings is not None:
             break
     errors.extend(dict.fromkeys(message.all_errors))
-    report = Report(errors=errors)
+    report = Report(errors=errors, message_id=message.get("message-id").strip())
     report.original = _original(message, findings, options)
     if findings is None:
         report.evidence = "no analyzer recognised the message"

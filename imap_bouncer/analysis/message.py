@@ -150,18 +150,15 @@ def decode_header_block(block: bytes) -> str:
         return "\n".join(decode_bytes(line) for line in block.split(b"\n"))
 
 
-# A header field: a name without white space or colon at the start of a line, then its value
-# with any continuation lines (RFC 5322 folding).
-_HEADER_FIELD = re.compile(r"^([^\s:][^:\n]{0,75}):(.*(?:\n[ \t].*)*)", re.M)
+# A header field: a name of printable ASCII but colon (RFC 5322 ftext) at the start of a line,
+# then its value with any continuation lines (RFC 5322 folding).
+_HEADER_FIELD = re.compile(r"^([!-9;-~]{1,76})[ \t]*:(.*(?:\n[ \t].*)*)", re.M)
 
 
 def parse_header_lines(block: str) -> list[tuple[str, str]]:
     """Header block text -> [(lower-case name, unfolded value)]; junk lines are skipped."""
     headers: list[tuple[str, str]] = []
     for name, value in _HEADER_FIELD.findall(block):
-        name = name.strip()
-        if " " in name or "\t" in name:
-            continue  # not a header line (an mbox "From " line, garbage)
         if "\n" in value:
             value = " ".join(piece.strip() for piece in value.split("\n"))
         headers.append((name.lower(), value.strip()))

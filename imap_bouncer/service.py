@@ -1,0 +1,381 @@
+"""One pass over a bounce mailbox, and the loops that keep doing it.
+
+A pass takes the source folder's messages in UID order, in batches, and for each batch:
+fetch (BODY.PEEK, nothing marked read) -> analyze -> record (one transaction) -> move by UID
+set -> note the move. Order is what keeps the promises:
+
+- a message is moved only after its record is committed; killed between the two, the next
+  pass finds it recorded (by UIDVALIDITY + UID, or by sha256 when UIDVALIDITY changed) and
+  only moves it, so nothing is counted twice and nothing is lost;
+- a database or connection fault aborts the pass before any move: the messages stay where
+  they are and the loop retries with backoff. Only a message's own content sends it to Error.
+
+`MailboxService.serve` is the long-running loop of one mailbox (IDLE, or polling for servers
+without IDLE); `Runner` runs one per configured mailbox, in IDLE threads or as APScheduler
+interval jobs, and stops them all on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from . import analysis
+from .ledger import Ledger, LedgerError, MessageItem
+from .mailbox import FetchedMessage, Mailbox, MailboxError
+from .report import Kind, Report
+from .settings import ImapSettings
+
+log = logging.getLogger(__name__)
+
+# How long the loop waits before reconnecting after a fault: doubles from the first to the
+# last, with jitter, and starts over after a pass that worked.
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class PassOptions:
+    """What a pass takes: unseen messages by default."""
+
+    include_seen: bool = False  # backfill: seen messages too
+    since: date | None = None  # only messages that arrived on or after this day
+    limit: int | None = None  # at most this many messages
+    dry_run: bool = False  # analyze and show; no writes, no moves
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one message in a pass."""
+
+    uid: int
+    message_id: str
+    folder: str  # the folder setting's value (Processed, Unknown, Error), not the full name
+    kind: str | None  # None when only moved (already recorded) without analysis
+    report: Report | None = None
+    errors: Sequence[str] = ()
+    only_moved: bool = False  # recorded by an earlier pass that was cut short
+
+
+@dataclass(slots=True)
+class PassSummary:
+    """Counts of one pass, for the end-of-pass log line and `once`'s summary."""
+
+    mailbox: str
+    found: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)
+    by_folder: Counter[str] = field(default_factory=Counter)
+    only_moved: int = 0
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add(self, outcome: Outcome) -> None:
+        self.by_folder[outcome.folder] += 1
+        if outcome.only_moved:
+            self.only_moved += 1
+        else:
+            self.by_kind[outcome.kind or "unanalyzed"] += 1
+        for error in outcome.errors:
+            self.errors.append(f"UID {outcome.uid} {outcome.message_id or '(no Message-ID)'}: "
+                               f"{error}")
+
+    @property
+    def processed(self) -> int:
+        return sum(self.by_folder.values())
+
+
+def folder_for(report: Report, folders) -> str:
+    """Where a message goes: understood -> Processed; not understood -> Unknown; not
+    understood and not fully readable -> Error, for a person to look at."""
+    if report.kind is not Kind.UNKNOWN:
+        return folders.processed
+    return folders.error if report.errors else folders.unknown
+
+
+class MailboxService:
+    """Drains one mailbox: passes, and the IDLE or polling loop around them."""
+
+    def __init__(self, settings: ImapSettings, ledger: Ledger | None,
+                 options: analysis.Options | None = None,
+                 mailbox_factory: Callable[..., Mailbox] = Mailbox) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.options = options or analysis.Options()
+        self.mailbox_factory = mailbox_factory
+        self.name = settings.name
+
+    # -- connection ----------------------------------------------------------------------------
+
+    @contextmanager
+    def connected(self, *, create_folders: bool = True) -> Iterator[Mailbox]:
+        """A logged-in mailbox with the target folders present; logged out at the end."""
+        s = self.settings
+        mailbox = self.mailbox_factory(
+            s.host, s.port, security=s.security, timeout=s.timeout,
+            ca_file=str(s.ca_file) if s.ca_file else None,
+            verify_certificate=s.verify_certificate,
+            allow_plain_expunge=s.allow_plain_expunge)
+        try:
+            mailbox.connect()
+            secret = s.secret().get_secret_value()
+            if s.auth == "xoauth2":
+                mailbox.login(s.username, oauth2_token=secret)
+            else:
+                mailbox.login(s.username, secret)
+            if create_folders:
+                mailbox.ensure_folders(self.target_folders)
+            yield mailbox
+        finally:
+            mailbox.logout()
+
+    @property
+    def target_folders(self) -> list[str]:
+        f = self.settings.folders
+        return [f.processed, f.unknown, f.error]
+
+    # -- one pass ------------------------------------------------------------------------------
+
+    def run_pass(self, mailbox: Mailbox, options: PassOptions = PassOptions(),
+                 stop: threading.Event | None = None,
+                 progress: Callable[[int, int], None] | None = None,
+                 show: Callable[[Outcome], None] | None = None) -> PassSummary:
+        """Process what is in the source folder now. Raises MailboxError or LedgerError when
+        the pass cannot go on; what was recorded and moved before that stays done."""
+        started = time.monotonic()
+        summary = PassSummary(self.name)
+        uidvalidity = mailbox.select(self.settings.source_folder)
+        uids = mailbox.search_uids(unseen=not options.include_seen, since=options.since)
+        if options.limit is not None:
+            uids = uids[:options.limit]
+        summary.found = len(uids)
+        if uids:
+            log.info("%s: %d message(s) to process in %s", self.name, len(uids),
+                     self.settings.source_folder)
+        batch_size = self.settings.batch_size
+        done = 0
+        for start in range(0, len(uids), batch_size):
+            if stop is not None and stop.is_set():
+                log.info("%s: stopping after %d of %d messages", self.name, done, len(uids))
+                break
+            batch = uids[start:start + batch_size]
+            for outcome in self._batch(mailbox, uidvalidity, batch, options.dry_run):
+                summary.add(outcome)
+                if show is not None:
+                    show(outcome)
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(uids))
+        summary.seconds = time.monotonic() - started
+        if summary.processed:
+            log.info("%s: processed %d message(s) in %.1f s: %s", self.name, summary.processed,
+                     summary.seconds, ", ".join(f"{n} {k}" for k, n in
+                                                sorted(summary.by_folder.items())))
+        return summary
+
+    def _batch(self, mailbox: Mailbox, uidvalidity: int, uids: list[int],
+               dry_run: bool) -> list[Outcome]:
+        ledger = None if dry_run else self.ledger
+        recorded = ledger.find_recorded(self.name, uidvalidity, uids) if ledger else {}
+        fetched = mailbox.fetch([u for u in uids if u not in recorded],
+                                size_cap=self.settings.max_message_size)
+        digests = {message.uid: hashlib.sha256(message.raw).hexdigest() for message in fetched}
+        known = ledger.find_by_sha256(self.name, digests.values()) if ledger else {}
+
+        outcomes: list[Outcome] = [
+            Outcome(uid, r.message_id, r.target_folder, r.kind, errors=(), only_moved=True)
+            for uid, r in recorded.items()]
+        items: list[MessageItem] = []
+        for message in fetched:
+            earlier = known.get(digests[message.uid])
+            if earlier is not None and earlier.uidvalidity != uidvalidity:
+                # The folder was renumbered (UIDVALIDITY changed): same message, new address.
+                outcome = Outcome(message.uid, earlier.message_id, earlier.target_folder,
+                                  earlier.kind, only_moved=True)
+                item = self._item(message, uidvalidity, digests, outcome, report=None)
+            else:
+                outcome = self._analyze(message)
+                item = self._item(message, uidvalidity, digests, outcome, outcome.report)
+            outcomes.append(outcome)
+            items.append(item)
+        if dry_run:
+            return sorted(outcomes, key=lambda o: o.uid)
+
+        if ledger is not None:
+            ledger.record_batch(items)  # one transaction; raises before anything moves
+        by_folder: dict[str, list[int]] = {}
+        for outcome in outcomes:
+            by_folder.setdefault(outcome.folder, []).append(outcome.uid)
+        for folder, folder_uids in by_folder.items():
+            mailbox.move(folder_uids, folder)
+            if ledger is not None:
+                ledger.mark_moved(self.name, uidvalidity, folder_uids)
+        return sorted(outcomes, key=lambda o: o.uid)
+
+    def _analyze(self, message: FetchedMessage) -> Outcome:
+        errors: list[str] = []
+        if message.truncated:
+            errors.append(f"larger than max_message_size: analyzed from the first "
+                          f"{len(message.raw)} of {message.size} bytes")
+        try:
+            report = analysis.analyze(message.raw, self.options)
+        except Exception as err:  # analyze() never raises; if it ever does, keep the message
+            log.exception("%s UID %s: analysis failed", self.name, message.uid)
+            return Outcome(message.uid, "", self.settings.folders.error, None,
+                           errors=[*errors, f"analysis failed: {type(err).__name__}: {err}"])
+        folder = folder_for(report, self.settings.folders)
+        errors.extend(report.errors)
+        message_id = report.message_id
+        if folder == self.settings.folders.unknown:
+            log.info("%s UID %s %s: not recognised, filed in %s", self.name, message.uid,
+                     message_id or "(no Message-ID)", folder)
+        elif folder == self.settings.folders.error:
+            log.warning("%s UID %s %s: unreadable (%s), filed in %s", self.name, message.uid,
+                        message_id or "(no Message-ID)", "; ".join(report.errors)[:300], folder)
+        else:
+            log.debug("%s UID %s %s: %s, %d recipient(s)", self.name, message.uid,
+                      message_id, report.kind, len(report.recipients))
+        return Outcome(message.uid, message_id, folder, str(report.kind), report, errors)
+
+    def _item(self, message: FetchedMessage, uidvalidity: int, digests: dict[int, str],
+              outcome: Outcome, report: Report | None) -> MessageItem:
+        return MessageItem(
+            mailbox=self.name, uidvalidity=uidvalidity, uid=message.uid,
+            target_folder=outcome.folder, raw=message.raw, report=report,
+            errors=tuple(outcome.errors), message_id=outcome.message_id,
+            internal_date=_aware(message.internaldate), received_at=datetime.now(UTC),
+            analyzer_version=analysis.ANALYZER_VERSION, sha256=digests[message.uid],
+            size=message.size)
+
+    # -- the long-running loop -----------------------------------------------------------------
+
+    def serve(self, stop: threading.Event, on_no_idle: Callable[[], None] | None = None) -> None:
+        """Catch up, then IDLE and process on new mail, until `stop` is set.
+
+        Reconnects with exponential backoff and jitter after any connection or database
+        fault. A server without IDLE hands over to `on_no_idle` (polling) and returns.
+        """
+        backoff = Backoff()
+        while not stop.is_set():
+            try:
+                with self.connected() as mailbox:
+                    self.run_pass(mailbox, stop=stop)
+                    backoff.reset()
+                    if not (mailbox.capabilities and mailbox.capabilities.idle):
+                        log.warning("%s: the server does not offer IDLE: polling every %g s",
+                                    self.name, self.settings.poll_interval)
+                        if on_no_idle is not None:
+                            on_no_idle()
+                            return
+                        self._poll_here(mailbox, stop)
+                        continue
+                    log.info("%s: waiting for new mail (IDLE)", self.name)
+                    while not stop.is_set():
+                        mailbox.wait_for_changes(self.settings.idle_renew, should_stop=stop.is_set)
+                        if not stop.is_set():
+                            self.run_pass(mailbox, stop=stop)
+            except (MailboxError, LedgerError) as err:
+                self._wait_after_fault(err, backoff, stop)
+        log.info("%s: stopped", self.name)
+
+    def _poll_here(self, mailbox: Mailbox, stop: threading.Event) -> None:
+        while not stop.wait(self.settings.poll_interval):
+            mailbox.noop()
+            self.run_pass(mailbox, stop=stop)
+
+    def poll_once(self, stop: threading.Event) -> None:
+        """One scheduled poll: connect, process, log out. Faults are logged; the next run
+        retries (the scheduler never overlaps runs of one mailbox)."""
+        if stop.is_set():
+            return
+        try:
+            with self.connected() as mailbox:
+                self.run_pass(mailbox, stop=stop)
+        except (MailboxError, LedgerError) as err:
+            log.warning("%s: %s; nothing more was moved; next try in %g s", self.name,
+                        _fault(err), self.settings.poll_interval)
+
+    def _wait_after_fault(self, err: Exception, backoff: Backoff, stop: threading.Event) -> None:
+        delay = backoff.next()
+        log.warning("%s: %s; nothing more was moved; retrying in %.1f s", self.name,
+                    _fault(err), delay)
+        stop.wait(delay)
+
+
+def _fault(err: Exception) -> str:
+    what = "database unavailable" if isinstance(err, LedgerError) else "IMAP connection lost"
+    return f"{what}: {err}"
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.astimezone()  # imapclient gives local naive times unless normalised
+
+
+class Backoff:
+    """Exponential backoff with full jitter: 1, 2, 4 ... seconds, at most BACKOFF_MAX."""
+
+    def __init__(self, first: float = BACKOFF_FIRST, most: float = BACKOFF_MAX) -> None:
+        self.first, self.most = first, most
+        self.attempt = 0
+
+    def next(self) -> float:
+        ceiling = min(self.most, self.first * 2 ** self.attempt)
+        self.attempt += 1
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Runner:
+    """Runs every configured mailbox until stopped: IDLE mailboxes in threads of their own,
+    polled ones as APScheduler interval jobs (one instance at a time, coalesced)."""
+
+    def __init__(self, services: Sequence[MailboxService]) -> None:
+        self.services = services
+        self.stop = threading.Event()
+        self.scheduler = BackgroundScheduler(timezone=UTC)
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self.scheduler.start()
+        for service in self.services:
+            if service.settings.mode == "poll":
+                self._schedule(service)
+            else:
+                thread = threading.Thread(
+                    target=service.serve, args=(self.stop, lambda s=service: self._schedule(s)),
+                    name=f"idle-{service.name}", daemon=True)
+                thread.start()
+                self.threads.append(thread)
+
+    def _schedule(self, service: MailboxService) -> None:
+        """Poll a mailbox: a catch-up run now, then every poll_interval seconds."""
+        self.scheduler.add_job(
+            service.poll_once, "interval", args=(self.stop,),
+            seconds=service.settings.poll_interval, id=f"poll-{service.name}",
+            max_instances=1, coalesce=True, replace_existing=True,
+            next_run_time=datetime.now(UTC))
+
+    def wait(self) -> None:
+        """Block until `stop` is set (by a signal handler), then shut everything down."""
+        while not self.stop.wait(1.0):
+            pass
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.scheduler.shutdown(wait=True)  # waits for a running poll to finish its batch
+        for thread in self.threads:
+            thread.join(timeout=30)
