@@ -349,21 +349,13 @@ class Mailbox:
             return []
         client = self._require_selected()
         uids = sorted(set(uids))
-        items = ["RFC822.SIZE", "INTERNALDATE"]
-        if size_cap is None:
-            with self._errors(f"fetching {len(uids)} messages"):
-                response = client.fetch(uids, [*items, "BODY.PEEK[]"])
-            return self._messages(response, uids, set())
-        with self._errors(f"fetching sizes of {len(uids)} messages"):
-            sizes = client.fetch(uids, items)
-        big = {uid for uid, data in sizes.items() if data.get(b"RFC822.SIZE", 0) > size_cap}
-        small = [uid for uid in uids if uid in sizes and uid not in big]
-        response: dict[int, dict[bytes, Any]] = {}
+        body = "BODY.PEEK[]" if size_cap is None else f"BODY.PEEK[]<0.{size_cap}>"
         with self._errors(f"fetching {len(uids)} messages"):
-            if small:
-                response.update(client.fetch(small, [*items, "BODY.PEEK[]"]))
-            if big:
-                response.update(client.fetch(sorted(big), [*items, f"BODY.PEEK[]<0.{size_cap}>"]))
+            # One command: a partial fetch returns whole messages up to the cap, and the
+            # size says which ones were cut.
+            response = client.fetch(uids, ["RFC822.SIZE", "INTERNALDATE", body])
+        big = set() if size_cap is None else {
+            uid for uid, data in response.items() if data.get(b"RFC822.SIZE", 0) > size_cap}
         return self._messages(response, uids, big)
 
     def _messages(self, response: dict[int, dict[bytes, Any]], uids: list[int],

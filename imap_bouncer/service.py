@@ -24,6 +24,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -31,7 +32,7 @@ from datetime import UTC, date, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import analysis
-from .ledger import Ledger, LedgerError, MessageItem
+from .ledger import Ledger, LedgerError, MessageItem, Recorded
 from .mailbox import FetchedMessage, Mailbox, MailboxError
 from .report import Kind, Report
 from .settings import ImapSettings
@@ -92,6 +93,37 @@ class PassSummary:
     @property
     def processed(self) -> int:
         return sum(self.by_folder.values())
+
+
+def _by_folder(outcomes: list[Outcome]) -> dict[str, list[int]]:
+    by_folder: dict[str, list[int]] = {}
+    for outcome in outcomes:
+        by_folder.setdefault(outcome.folder, []).append(outcome.uid)
+    return by_folder
+
+
+class _Moves:
+    """Moves in flight on the IMAP thread; each one done is noted in the ledger."""
+
+    def __init__(self, ledger: Ledger | None, mailbox: str, uidvalidity: int) -> None:
+        self.ledger, self.mailbox, self.uidvalidity = ledger, mailbox, uidvalidity
+        self.pending: list[tuple[Future, list[int]]] = []
+
+    def add(self, future: Future, uids: list[int]) -> None:
+        self.pending.append((future, uids))
+
+    def settle(self, *, block: bool, quiet: bool = False) -> None:
+        """Note the finished moves; raise the first failure (unless quiet: on the way out of
+        a pass that already failed, note what did get moved and say nothing more)."""
+        while self.pending and (block or self.pending[0][0].done()):
+            future, uids = self.pending.pop(0)
+            try:
+                future.result()
+                if self.ledger is not None:
+                    self.ledger.mark_moved(self.mailbox, self.uidvalidity, uids)
+            except (MailboxError, LedgerError):
+                if not quiet:
+                    raise
 
 
 def folder_for(report: Report, folders) -> str:
@@ -161,20 +193,46 @@ class MailboxService:
         if uids:
             log.info("%s: %d message(s) to process in %s", self.name, len(uids),
                      self.settings.source_folder)
-        batch_size = self.settings.batch_size
+        size = self.settings.batch_size
+        batches = [uids[start:start + size] for start in range(0, len(uids), size)]
         done = 0
-        for start in range(0, len(uids), batch_size):
-            if stop is not None and stop.is_set():
-                log.info("%s: stopping after %d of %d messages", self.name, done, len(uids))
-                break
-            batch = uids[start:start + batch_size]
-            for outcome in self._batch(mailbox, uidvalidity, batch, options.dry_run):
-                summary.add(outcome)
-                if show is not None:
-                    show(outcome)
-            done += len(batch)
-            if progress is not None:
-                progress(done, len(uids))
+        # One worker thread sends every IMAP command of the pass, in order: it fetches the
+        # next batch and moves the last one while this thread analyzes and records, so the
+        # server's time and ours overlap. At most two batches are in memory at once.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"imap-{self.name}") as imap:
+            moves = _Moves(self.ledger if not options.dry_run else None, self.name, uidvalidity)
+            upcoming = imap.submit(self._fetch, mailbox, uidvalidity, batches[0],
+                                   options.dry_run) if batches else None
+            try:
+                for index, _batch in enumerate(batches):
+                    recorded, fetched = upcoming.result()
+                    upcoming = None
+                    stopping = stop is not None and stop.is_set()
+                    if index + 1 < len(batches) and not stopping:
+                        upcoming = imap.submit(self._fetch, mailbox, uidvalidity,
+                                               batches[index + 1], options.dry_run)
+                    outcomes = self._file(recorded, fetched, uidvalidity, options.dry_run)
+                    if not options.dry_run:
+                        for folder, folder_uids in _by_folder(outcomes).items():
+                            moves.add(imap.submit(mailbox.move, folder_uids, folder),
+                                      folder_uids)
+                    moves.settle(block=False)
+                    for outcome in outcomes:
+                        summary.add(outcome)
+                        if show is not None:
+                            show(outcome)
+                    done += len(_batch)
+                    if progress is not None:
+                        progress(done, len(uids))
+                    if stopping and done < len(uids):
+                        log.info("%s: stopping after %d of %d messages", self.name, done,
+                                 len(uids))
+                        break
+                moves.settle(block=True)
+            finally:
+                if upcoming is not None:
+                    upcoming.cancel()
+                moves.settle(block=True, quiet=True)
         summary.seconds = time.monotonic() - started
         if summary.processed:
             log.info("%s: processed %d message(s) in %.1f s: %s", self.name, summary.processed,
@@ -182,17 +240,23 @@ class MailboxService:
                                                 sorted(summary.by_folder.items())))
         return summary
 
-    def _batch(self, mailbox: Mailbox, uidvalidity: int, uids: list[int],
-               dry_run: bool) -> list[Outcome]:
-        ledger = None if dry_run else self.ledger
-        recorded = ledger.find_recorded(self.name, uidvalidity, uids) if ledger else {}
-        fetched = mailbox.fetch([u for u in uids if u not in recorded],
+    def _fetch(self, mailbox: Mailbox, uidvalidity: int, uids: list[int],
+               dry_run: bool) -> tuple[dict[int, Recorded], list[FetchedMessage]]:
+        """A batch's messages, but for those an earlier pass recorded and did not move."""
+        recorded = {} if dry_run or self.ledger is None else \
+            self.ledger.find_recorded(self.name, uidvalidity, uids)
+        fetched = mailbox.fetch([uid for uid in uids if uid not in recorded],
                                 size_cap=self.settings.max_message_size)
+        return recorded, fetched
+
+    def _file(self, recorded: dict[int, Recorded], fetched: list[FetchedMessage],
+              uidvalidity: int, dry_run: bool) -> list[Outcome]:
+        """Analyze a batch and record it in one transaction; where each message goes."""
+        ledger = None if dry_run else self.ledger
         digests = {message.uid: hashlib.sha256(message.raw).hexdigest() for message in fetched}
         known = ledger.find_by_sha256(self.name, digests.values()) if ledger else {}
-
         outcomes: list[Outcome] = [
-            Outcome(uid, r.message_id, r.target_folder, r.kind, errors=(), only_moved=True)
+            Outcome(uid, r.message_id, r.target_folder, r.kind, only_moved=True)
             for uid, r in recorded.items()]
         items: list[MessageItem] = []
         for message in fetched:
@@ -207,18 +271,8 @@ class MailboxService:
                 item = self._item(message, uidvalidity, digests, outcome, outcome.report)
             outcomes.append(outcome)
             items.append(item)
-        if dry_run:
-            return sorted(outcomes, key=lambda o: o.uid)
-
         if ledger is not None:
             ledger.record_batch(items)  # one transaction; raises before anything moves
-        by_folder: dict[str, list[int]] = {}
-        for outcome in outcomes:
-            by_folder.setdefault(outcome.folder, []).append(outcome.uid)
-        for folder, folder_uids in by_folder.items():
-            mailbox.move(folder_uids, folder)
-            if ledger is not None:
-                ledger.mark_moved(self.name, uidvalidity, folder_uids)
         return sorted(outcomes, key=lambda o: o.uid)
 
     def _analyze(self, message: FetchedMessage) -> Outcome:

@@ -242,17 +242,17 @@ def test_other_failure_mid_batch_leaves_nothing(ledger: Ledger,
 def test_failed_batch_is_not_retried_forever(ledger: Ledger,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     attempts = []
-    real = Message.insert
+    real = Ledger._bulk_insert
 
     def colliding(*args, **kwargs):
         attempts.append(1)
         raise peewee.IntegrityError("duplicate key value violates unique constraint")
 
-    monkeypatch.setattr(Message, "insert", colliding)
+    monkeypatch.setattr(Ledger, "_bulk_insert", colliding)
     with pytest.raises(LedgerError):
         ledger.record_batch([item(1)])
     assert len(attempts) == 2  # one retry for a collision with another writer, no more
-    monkeypatch.setattr(Message, "insert", real)
+    monkeypatch.setattr(Ledger, "_bulk_insert", real)
     assert counts() == (0, 0)
 
 
