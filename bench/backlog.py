@@ -28,9 +28,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import dovecot  # noqa: E402  (the test suite's Dovecot runner)
 
-from imap_bouncer import service as service_module  # noqa: E402
+from imap_bouncer import analysis  # noqa: E402
 from imap_bouncer.ledger import Ledger  # noqa: E402
-from imap_bouncer.service import MailboxService, PassOptions  # noqa: E402
+from imap_bouncer.service import AnalysisPool, MailboxService, PassOptions  # noqa: E402
 from imap_bouncer.settings import ImapSettings  # noqa: E402
 
 
@@ -84,6 +84,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--folder", type=Path, default=default_folder)
     parser.add_argument("--database", help="database URL (default: SQLite in a temp dir)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="analysis worker processes (settings: analysis.workers)")
     args = parser.parse_args()
 
     sources = [p.read_bytes() for p in sorted(args.folder.iterdir())
@@ -99,7 +101,8 @@ def main() -> None:
         settings = ImapSettings(host=account.host, port=account.port, security="none",
                                 username=account.user, password=account.password,
                                 batch_size=args.batch_size)
-        service = MailboxService(settings, ledger)
+        pool = AnalysisPool(args.workers, analysis.Options())
+        service = MailboxService(settings, ledger, analysis_pool=pool)
         timed = Timed()
         with service.connected() as mailbox:
             start = time.perf_counter()
@@ -107,7 +110,7 @@ def main() -> None:
             indexing = time.perf_counter() - start
             timed.wrap(mailbox, "fetch", "IMAP fetch")
             timed.wrap(mailbox, "move", "IMAP move")
-            timed.wrap(service_module.analysis, "analyze", "analysis")
+            timed.wrap(service.analysis, "result", "waiting for analysis")
             timed.wrap(ledger, "record_batch", "database record")
             timed.wrap(ledger, "mark_moved", "database mark moved")
             rss_before = rss_mib()
@@ -115,9 +118,11 @@ def main() -> None:
             summary = service.run_pass(mailbox, PassOptions())
             elapsed = time.perf_counter() - start
         ledger.close()
+        pool.close()
         size = sum(len(s) for s in sources) / len(sources)
         print(f"{summary.processed:,} messages ({size / 1024:.1f} KB average, from {args.folder}),"
-              f" batches of {args.batch_size}, database {url.split(':')[0]}")
+              f" batches of {args.batch_size}, database {url.split(':')[0]}, "
+              f"{args.workers} analysis worker process(es)")
         print(f"  drained in {elapsed:.2f} s: {summary.processed / elapsed:,.0f} messages/s "
               f"(Dovecot indexing the new Maildir beforehand: {indexing:.2f} s, not counted)")
         for label, seconds in sorted(timed.seconds.items(), key=lambda kv: -kv[1]):

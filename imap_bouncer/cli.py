@@ -23,7 +23,7 @@ from .ledger import Ledger, LedgerError
 from .mailbox import MailboxError
 from .models import schema_version
 from .report import Report
-from .service import MailboxService, Outcome, PassOptions, PassSummary, Runner
+from .service import AnalysisPool, MailboxService, Outcome, PassOptions, PassSummary, Runner
 from .settings import ImapSettings, Settings, SettingsError, load_settings
 from .sources import SourceError, iter_messages
 
@@ -144,9 +144,16 @@ def open_ledger(settings: Settings, *, upgrade: bool = True) -> Ledger:
         fail(f"database {settings.database.redacted_url}: {err}")
 
 
-def services(settings: Settings, mailboxes, ledger: Ledger | None) -> list[MailboxService]:
+def services(settings: Settings, mailboxes, ledger: Ledger | None,
+             pool: AnalysisPool | None = None) -> list[MailboxService]:
+    """One service per mailbox, sharing the ledger and the analysis worker processes."""
     options = Options(verp_patterns=settings.analysis.verp_patterns)
-    return [MailboxService(mailbox, ledger, options) for mailbox in mailboxes]
+    return [MailboxService(mailbox, ledger, options, analysis_pool=pool) for mailbox in mailboxes]
+
+
+def analysis_pool(settings: Settings) -> AnalysisPool:
+    return AnalysisPool(settings.analysis.workers,
+                        Options(verp_patterns=settings.analysis.verp_patterns))
 
 
 @main.command("once")
@@ -169,16 +176,20 @@ def once_command(config_path: str | None, mailbox_names: tuple[str, ...], includ
     options = PassOptions(include_seen=include_seen, since=since.date() if since else None,
                           limit=limit, dry_run=dry_run)
     failed = False
-    for service in services(settings, mailboxes, ledger):
-        try:
-            summary = run_once(service, options)
-        except (MailboxError, LedgerError) as err:
-            click.echo(f"imap-bouncer: error: {service.name}: {err}", err=True)
-            failed = True
-            continue
-        click.echo(format_summary(summary, dry_run))
-    if ledger is not None:
-        ledger.close()
+    pool = analysis_pool(settings)
+    try:
+        for service in services(settings, mailboxes, ledger, pool):
+            try:
+                summary = run_once(service, options)
+            except (MailboxError, LedgerError) as err:
+                click.echo(f"imap-bouncer: error: {service.name}: {err}", err=True)
+                failed = True
+                continue
+            click.echo(format_summary(summary, dry_run))
+    finally:
+        pool.close()
+        if ledger is not None:
+            ledger.close()
     sys.exit(EXIT_FAILED if failed else 0)
 
 
@@ -253,7 +264,8 @@ def run_command(config_path: str | None, mailbox_names: tuple[str, ...]) -> None
     settings = load(config_path)
     mailboxes = chosen_mailboxes(settings, mailbox_names)
     ledger = open_ledger(settings)
-    runner = Runner(services(settings, mailboxes, ledger))
+    pool = analysis_pool(settings)
+    runner = Runner(services(settings, mailboxes, ledger, pool))
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("received %s: finishing the batch in hand, then stopping",
@@ -266,6 +278,7 @@ def run_command(config_path: str | None, mailbox_names: tuple[str, ...]) -> None
              len(mailboxes), settings.database.redacted_url)
     runner.start()
     runner.wait()
+    pool.close()
     ledger.close()
     log.info("imap-bouncer stopped")
 

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 # last, with jitter, and starts over after a pass that worked.
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 300.0
+# Recorded messages are moved in UID sets of about this size (and at the end of a pass).
+MOVE_AT_ONCE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +107,30 @@ def _by_folder(outcomes: list[Outcome]) -> dict[str, list[int]]:
 
 
 class _Moves:
-    """Moves in flight on the IMAP thread; each one done is noted in the ledger."""
+    """Moves of recorded messages: gathered per folder into large UID sets (a server's cost
+    is mostly per command: one MOVE of a thousand messages takes little longer than one of
+    a hundred), sent on the IMAP thread, and each one done noted in the ledger."""
 
-    def __init__(self, ledger: Ledger | None, mailbox: str, uidvalidity: int) -> None:
-        self.ledger, self.mailbox, self.uidvalidity = ledger, mailbox, uidvalidity
+    def __init__(self, imap: ThreadPoolExecutor, mailbox: Mailbox, ledger: Ledger | None,
+                 name: str, uidvalidity: int) -> None:
+        self.imap, self.mailbox = imap, mailbox
+        self.ledger, self.name, self.uidvalidity = ledger, name, uidvalidity
+        self.waiting: dict[str, list[int]] = {}
         self.pending: list[tuple[Future, list[int]]] = []
 
-    def add(self, future: Future, uids: list[int]) -> None:
-        self.pending.append((future, uids))
+    def add(self, folder: str, uids: list[int]) -> None:
+        waiting = self.waiting.setdefault(folder, [])
+        waiting.extend(uids)
+        if len(waiting) >= MOVE_AT_ONCE:
+            self._send(folder)
+
+    def flush(self) -> None:
+        for folder in list(self.waiting):
+            self._send(folder)
+
+    def _send(self, folder: str) -> None:
+        uids = self.waiting.pop(folder)
+        self.pending.append((self.imap.submit(self.mailbox.move, uids, folder), uids))
 
     def settle(self, *, block: bool, quiet: bool = False) -> None:
         """Note the finished moves; raise the first failure (unless quiet: on the way out of
@@ -120,10 +140,67 @@ class _Moves:
             try:
                 future.result()
                 if self.ledger is not None:
-                    self.ledger.mark_moved(self.mailbox, self.uidvalidity, uids)
+                    self.ledger.mark_moved(self.name, self.uidvalidity, uids)
             except (MailboxError, LedgerError):
                 if not quiet:
                     raise
+
+
+@dataclass(slots=True)
+class _Analyzing:
+    """A batch between fetch and record: its analysis may still be running elsewhere."""
+
+    recorded: dict[int, Recorded]  # recorded by an earlier pass: only to be moved
+    fetched: list[FetchedMessage]
+    digests: dict[int, str]
+    relocated: dict[int, Recorded]  # known by their bytes under an older UIDVALIDITY
+    to_analyze: list[FetchedMessage]
+    reports: Future  # of list[Report], in the order of to_analyze
+    size: int  # UIDs in the batch
+
+
+class AnalysisPool:
+    """Analysis in worker processes: it is pure (bytes in, report out) and CPU-bound, so
+    on a machine with more than one core it runs beside the IMAP and database work instead of
+    sharing one interpreter with them. `workers = 0`: inline, in this process."""
+
+    def __init__(self, workers: int, options: analysis.Options) -> None:
+        self.options = options
+        self.depth = max(1, workers)  # batches a pass keeps in analysis at once
+        self._executor: ProcessPoolExecutor | None = None
+        if workers > 0:
+            self._executor = ProcessPoolExecutor(
+                max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, raws: list[bytes]) -> Future:
+        if self._executor is not None and raws:
+            try:
+                return self._executor.submit(analysis.analyze_many, raws, self.options)
+            except (BrokenProcessPool, RuntimeError) as err:
+                self._give_up(err)
+        done: Future = Future()
+        done.set_result(analysis.analyze_many(raws, self.options))
+        return done
+
+    def result(self, future: Future, messages: list[FetchedMessage]) -> list[Report]:
+        """The reports of a submitted batch; analyzed here should a worker have died."""
+        try:
+            return future.result()
+        except BrokenProcessPool as err:
+            self._give_up(err)
+            return analysis.analyze_many([m.raw for m in messages], self.options)
+
+    def _give_up(self, err: BaseException) -> None:
+        log.error("analysis worker process failed (%s): analyzing in the service's own "
+                  "process from now on", err)
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
 
 def folder_for(report: Report, folders) -> str:
@@ -139,12 +216,14 @@ class MailboxService:
 
     def __init__(self, settings: ImapSettings, ledger: Ledger | None,
                  options: analysis.Options | None = None,
-                 mailbox_factory: Callable[..., Mailbox] = Mailbox) -> None:
+                 mailbox_factory: Callable[..., Mailbox] = Mailbox,
+                 analysis_pool: AnalysisPool | None = None) -> None:
         self.settings = settings
         self.ledger = ledger
         self.options = options or analysis.Options()
         self.mailbox_factory = mailbox_factory
         self.name = settings.name
+        self.analysis = analysis_pool or AnalysisPool(0, self.options)
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -196,42 +275,51 @@ class MailboxService:
         size = self.settings.batch_size
         batches = [uids[start:start + size] for start in range(0, len(uids), size)]
         done = 0
-        # One worker thread sends every IMAP command of the pass, in order: it fetches the
-        # next batch and moves the last one while this thread analyzes and records, so the
-        # server's time and ours overlap. At most two batches are in memory at once.
+        # A pipeline, so that the IMAP server, the analysis and the database work at once:
+        # one thread sends every IMAP command of the pass, in order (it fetches the next
+        # batch and moves the last one); analysis runs in worker processes (or inline); this
+        # thread records each batch once analyzed and hands its moves to the IMAP thread.
+        # At most three batches are in memory at once.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"imap-{self.name}") as imap:
-            moves = _Moves(self.ledger if not options.dry_run else None, self.name, uidvalidity)
+            moves = _Moves(imap, mailbox, self.ledger, self.name, uidvalidity)
+            analyzing: deque[_Analyzing] = deque()
             upcoming = imap.submit(self._fetch, mailbox, uidvalidity, batches[0],
                                    options.dry_run) if batches else None
             try:
-                for index, _batch in enumerate(batches):
+                for index, batch in enumerate(batches):
                     recorded, fetched = upcoming.result()
                     upcoming = None
                     stopping = stop is not None and stop.is_set()
-                    if index + 1 < len(batches) and not stopping:
+                    last = stopping or index + 1 == len(batches)
+                    if not last:
                         upcoming = imap.submit(self._fetch, mailbox, uidvalidity,
                                                batches[index + 1], options.dry_run)
-                    outcomes = self._file(recorded, fetched, uidvalidity, options.dry_run)
-                    if not options.dry_run:
-                        for folder, folder_uids in _by_folder(outcomes).items():
-                            moves.add(imap.submit(mailbox.move, folder_uids, folder),
-                                      folder_uids)
-                    moves.settle(block=False)
-                    for outcome in outcomes:
-                        summary.add(outcome)
-                        if show is not None:
-                            show(outcome)
-                    done += len(_batch)
-                    if progress is not None:
-                        progress(done, len(uids))
+                    analyzing.append(self._start_analysis(recorded, fetched, uidvalidity,
+                                                          options.dry_run, len(batch)))
+                    while len(analyzing) > self.analysis.depth or (analyzing and last):
+                        started_batch = analyzing.popleft()
+                        outcomes = self._file(started_batch, uidvalidity, options.dry_run)
+                        if not options.dry_run:
+                            for folder, folder_uids in _by_folder(outcomes).items():
+                                moves.add(folder, folder_uids)
+                        moves.settle(block=False)
+                        for outcome in outcomes:
+                            summary.add(outcome)
+                            if show is not None:
+                                show(outcome)
+                        done += started_batch.size
+                        if progress is not None:
+                            progress(done, len(uids))
                     if stopping and done < len(uids):
                         log.info("%s: stopping after %d of %d messages", self.name, done,
                                  len(uids))
                         break
+                moves.flush()
                 moves.settle(block=True)
             finally:
                 if upcoming is not None:
                     upcoming.cancel()
+                moves.flush()  # on the way out of a failed pass: what is recorded may be filed
                 moves.settle(block=True, quiet=True)
         summary.seconds = time.monotonic() - started
         if summary.processed:
@@ -249,43 +337,46 @@ class MailboxService:
                                 size_cap=self.settings.max_message_size)
         return recorded, fetched
 
-    def _file(self, recorded: dict[int, Recorded], fetched: list[FetchedMessage],
-              uidvalidity: int, dry_run: bool) -> list[Outcome]:
-        """Analyze a batch and record it in one transaction; where each message goes."""
+    def _start_analysis(self, recorded: dict[int, Recorded], fetched: list[FetchedMessage],
+                        uidvalidity: int, dry_run: bool, size: int) -> _Analyzing:
+        """Hand a batch's messages to the analysis, but those already known by their bytes
+        (the folder was renumbered: UIDVALIDITY changed), which only need moving."""
         ledger = None if dry_run else self.ledger
         digests = {message.uid: hashlib.sha256(message.raw).hexdigest() for message in fetched}
         known = ledger.find_by_sha256(self.name, digests.values()) if ledger else {}
+        relocated = {uid: known[digest] for uid, digest in digests.items()
+                     if digest in known and known[digest].uidvalidity != uidvalidity}
+        to_analyze = [message for message in fetched if message.uid not in relocated]
+        reports = self.analysis.submit([message.raw for message in to_analyze])
+        return _Analyzing(recorded, fetched, digests, relocated, to_analyze, reports, size)
+
+    def _file(self, batch: _Analyzing, uidvalidity: int, dry_run: bool) -> list[Outcome]:
+        """Record an analyzed batch in one transaction; say where each message goes."""
+        reports = dict(zip((m.uid for m in batch.to_analyze),
+                           self.analysis.result(batch.reports, batch.to_analyze), strict=True))
         outcomes: list[Outcome] = [
             Outcome(uid, r.message_id, r.target_folder, r.kind, only_moved=True)
-            for uid, r in recorded.items()]
+            for uid, r in batch.recorded.items()]
         items: list[MessageItem] = []
-        for message in fetched:
-            earlier = known.get(digests[message.uid])
-            if earlier is not None and earlier.uidvalidity != uidvalidity:
-                # The folder was renumbered (UIDVALIDITY changed): same message, new address.
+        for message in batch.fetched:
+            earlier = batch.relocated.get(message.uid)
+            if earlier is not None:
                 outcome = Outcome(message.uid, earlier.message_id, earlier.target_folder,
                                   earlier.kind, only_moved=True)
-                item = self._item(message, uidvalidity, digests, outcome, report=None)
             else:
-                outcome = self._analyze(message)
-                item = self._item(message, uidvalidity, digests, outcome, outcome.report)
+                outcome = self._outcome(message, reports[message.uid])
             outcomes.append(outcome)
-            items.append(item)
-        if ledger is not None:
-            ledger.record_batch(items)  # one transaction; raises before anything moves
+            items.append(self._item(message, uidvalidity, batch.digests, outcome,
+                                    outcome.report))
+        if not dry_run and self.ledger is not None:
+            self.ledger.record_batch(items)  # one transaction; raises before anything moves
         return sorted(outcomes, key=lambda o: o.uid)
 
-    def _analyze(self, message: FetchedMessage) -> Outcome:
+    def _outcome(self, message: FetchedMessage, report: Report) -> Outcome:
         errors: list[str] = []
         if message.truncated:
             errors.append(f"larger than max_message_size: analyzed from the first "
                           f"{len(message.raw)} of {message.size} bytes")
-        try:
-            report = analysis.analyze(message.raw, self.options)
-        except Exception as err:  # analyze() never raises; if it ever does, keep the message
-            log.exception("%s UID %s: analysis failed", self.name, message.uid)
-            return Outcome(message.uid, "", self.settings.folders.error, None,
-                           errors=[*errors, f"analysis failed: {type(err).__name__}: {err}"])
         folder = folder_for(report, self.settings.folders)
         errors.extend(report.errors)
         message_id = report.message_id

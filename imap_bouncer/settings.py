@@ -360,6 +360,7 @@ class DatabaseSettings(_Model):
 
 class AnalysisSettings(_Model):
     verp_patterns: tuple[str, ...] = ()
+    workers: int = Field(1, ge=0, le=64)
 
     @field_validator("verp_patterns")
     @classmethod

@@ -55,6 +55,11 @@ def analyze(raw: bytes, options: Options | None = None) -> Report:
                       errors=[f"analysis failed: {type(err).__name__}: {err}"])
 
 
+def analyze_many(raws: Sequence[bytes], options: Options | None = None) -> list[Report]:
+    """Analyze several messages: the unit of work handed to an analysis worker process."""
+    return [analyze(raw, options) for raw in raws]
+
+
 def _analyze(raw: bytes, options: Options) -> Report:
     message = parse_message(raw)
     errors: list[str] = []
@@ -183,4 +188,4 @@ def verp_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(escaped, re.I)
 
 
-__all__ = ["ANALYZER_VERSION", "CHAIN", "Options", "analyze", "decode_verp"]
+__all__ = ["ANALYZER_VERSION", "CHAIN", "Options", "analyze", "analyze_many", "decode_verp"]
