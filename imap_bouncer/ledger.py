@@ -410,6 +410,7 @@ def _event_rows(message_pk: int, report: Report, now: datetime) -> list[dict[str
             "list_id": original.list_id,
             "verp_recipient": original.verp_recipient,
             "created_at": now,
+            "recipient_domain": recipient.address.rpartition("@")[2],
         }
         for recipient in report.recipients
     ]

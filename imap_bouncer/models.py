@@ -152,9 +152,85 @@ class Event(BaseModel):
     list_id = TextField(default="")
     verp_recipient = TextField(default="")
     created_at = UTCDateTimeField()
+    recipient_domain = CharField(max_length=255, default="")  # the address's domain
 
     class Meta:
         table_name = "event"
+        indexes = ((("recipient_domain", "created_at"), False),)
+
+
+class AddressState(BaseModel):
+    """The send state of one address: what a sending system asks before it sends."""
+
+    id = BigAutoField()
+    address = TextField(unique=True)
+    state = CharField(max_length=20, default="active")  # policy.State
+    soft_count = IntegerField(default=0)  # soft bounces counted in the current window
+    soft_since = UTCDateTimeField(null=True)  # the first soft bounce of the window
+    last_soft_at = UTCDateTimeField(null=True)  # the last soft bounce that was counted
+    hard_count = IntegerField(default=0)  # permanent bounces seen while not invalid
+    first_hard_at = UTCDateTimeField(null=True)
+    last_event_at = UTCDateTimeField(null=True)
+    suppressed_until = UTCDateTimeField(null=True)  # unreachable: when it expires
+    reason = CharField(max_length=30, default="")  # the reason of the last change
+    note = TextField(default="")  # a person's words with a manual change
+    updated_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "address_state"
+
+
+class Transition(BaseModel):
+    """A change of an address's state, and why: every change is recorded."""
+
+    id = BigAutoField()
+    address = TextField(index=True)
+    from_state = CharField(max_length=20)
+    to_state = CharField(max_length=20)
+    cause = CharField(max_length=20)  # event, manual, expiry, review
+    reason = CharField(max_length=30, default="")
+    event = ForeignKeyField(Event, null=True, backref="transitions", on_delete="SET NULL")
+    actor = CharField(max_length=100, default="")  # who made a manual change
+    note = TextField(default="")
+    created_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "transition"
+
+
+class Storm(BaseModel):
+    """Many addresses at one domain refused within a short window: one alert, not many."""
+
+    id = BigAutoField()
+    domain = CharField(max_length=255, index=True)
+    started_at = UTCDateTimeField()
+    last_at = UTCDateTimeField()
+    refusals = IntegerField(default=0)
+    reasons = JSONTextField(default=list)
+
+    class Meta:
+        table_name = "storm"
+
+
+class Outbox(BaseModel):
+    """A notification to deliver after the commit (webhook, DSN to the sender): written in
+    the same transaction as what it reports, delivered by a scheduled job, so none is lost."""
+
+    id = BigAutoField()
+    channel = CharField(max_length=20)  # webhook, dsn
+    event_type = CharField(max_length=50)  # e.g. address.state_changed, event.recorded
+    target = TextField()  # the endpoint URL, or the DSN's recipient
+    payload = JSONTextField(default=dict)
+    dedupe_key = CharField(max_length=255, unique=True)  # one delivery per fact and target
+    status = CharField(max_length=20, default="pending", index=True)  # pending, delivered,
+    attempts = IntegerField(default=0)  # failed (gave up), cancelled
+    next_attempt_at = UTCDateTimeField(index=True)
+    last_error = TextField(default="")
+    created_at = UTCDateTimeField()
+    delivered_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "outbox"
 
 
 def _version_model(database: Any) -> type[Model]:
@@ -173,7 +249,7 @@ def _version_model(database: Any) -> type[Model]:
 
 
 SchemaVersion = _version_model(DB)
-MODELS: tuple[type[Model], ...] = (Message, Event)
+MODELS: tuple[type[Model], ...] = (Message, Event, AddressState, Transition, Storm, Outbox)
 
 
 # -- connecting -------------------------------------------------------------------------------
@@ -286,9 +362,91 @@ def _m1_initial(db: Database, migrator: SchemaMigrator) -> None:
     db.create_tables([Message, Event], safe=False)
 
 
+def _m2_send_state(db: Database, migrator: SchemaMigrator) -> None:
+    class Base(Model):
+        class Meta:
+            database = db
+            legacy_table_names = False
+
+    class Event(Base):
+        id = BigAutoField()
+
+        class Meta:
+            table_name = "event"
+
+    class AddressState(Base):
+        id = BigAutoField()
+        address = TextField(unique=True)
+        state = CharField(max_length=20, default="active")
+        soft_count = IntegerField(default=0)
+        soft_since = DateTimeField(null=True)
+        last_soft_at = DateTimeField(null=True)
+        hard_count = IntegerField(default=0)
+        first_hard_at = DateTimeField(null=True)
+        last_event_at = DateTimeField(null=True)
+        suppressed_until = DateTimeField(null=True)
+        reason = CharField(max_length=30, default="")
+        note = TextField(default="")
+        updated_at = DateTimeField()
+
+        class Meta:
+            table_name = "address_state"
+
+    class Transition(Base):
+        id = BigAutoField()
+        address = TextField(index=True)
+        from_state = CharField(max_length=20)
+        to_state = CharField(max_length=20)
+        cause = CharField(max_length=20)
+        reason = CharField(max_length=30, default="")
+        event = ForeignKeyField(Event, null=True, on_delete="SET NULL")
+        actor = CharField(max_length=100, default="")
+        note = TextField(default="")
+        created_at = DateTimeField()
+
+        class Meta:
+            table_name = "transition"
+
+    class Storm(Base):
+        id = BigAutoField()
+        domain = CharField(max_length=255, index=True)
+        started_at = DateTimeField()
+        last_at = DateTimeField()
+        refusals = IntegerField(default=0)
+        reasons = TextField(default="[]")
+
+        class Meta:
+            table_name = "storm"
+
+    class Outbox(Base):
+        id = BigAutoField()
+        channel = CharField(max_length=20)
+        event_type = CharField(max_length=50)
+        target = TextField()
+        payload = TextField(default="{}")
+        dedupe_key = CharField(max_length=255, unique=True)
+        status = CharField(max_length=20, default="pending", index=True)
+        attempts = IntegerField(default=0)
+        next_attempt_at = DateTimeField(index=True)
+        last_error = TextField(default="")
+        created_at = DateTimeField()
+        delivered_at = DateTimeField(null=True)
+
+        class Meta:
+            table_name = "outbox"
+
+    db.create_tables([AddressState, Transition, Storm, Outbox], safe=False)
+    migrator.migrate(
+        migrator.add_column("event", "recipient_domain",
+                            CharField(max_length=255, default="")),
+        migrator.add_index("event", ("recipient_domain", "created_at")),
+    )
+
+
 Migration = Callable[[Database, SchemaMigrator], None]
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "message and event tables", _m1_initial),
+    (2, "address send state, transitions, storms, outbox", _m2_send_state),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -394,10 +552,14 @@ __all__ = [
     "LATEST_VERSION",
     "MIGRATIONS",
     "MODELS",
+    "AddressState",
     "Event",
     "Message",
+    "Outbox",
     "SchemaError",
     "SchemaVersion",
+    "Storm",
+    "Transition",
     "bind",
     "check_schema",
     "connect",
