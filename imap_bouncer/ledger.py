@@ -99,6 +99,47 @@ class Recorded:
     relocated: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A recorded event, as the policy and the notifications see it."""
+
+    id: int
+    message_pk: int
+    mailbox: str
+    bounce_message_id: str  # the Message-ID of the bounce that reported it
+    kind: str
+    address: str
+    action: str
+    status: str
+    smtp_code: str
+    reason: str
+    permanent: bool
+    diagnostic: str
+    remote_mta: str
+    original_message_id: str
+    original_from: str
+    sender_domain: str
+    list_id: str
+    verp_recipient: str
+    recipient_domain: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """An address's state changed (recorded as a Transition)."""
+
+    address: str
+    from_state: str
+    to_state: str
+    cause: str  # event, manual, expiry, review
+    reason: str
+    at: datetime
+    event_id: int | None = None
+    transition_id: int | None = None
+    note: str = ""
+
+
 @dataclass(slots=True)
 class _Batch:
     """Bookkeeping for one record_batch call."""
@@ -296,6 +337,8 @@ class Ledger:
                   for event in _event_rows(ids[(item.mailbox, item.uidvalidity, item.uid)],
                                            item.report, now)]
         self._bulk_insert(Event, events)
+        if events:
+            self._after_events(sorted(set(ids.values())), now)
         recorded = {}
         for item, row in zip(items, rows, strict=True):
             key = (item.mailbox, item.uidvalidity, item.uid)
@@ -330,6 +373,41 @@ class Ledger:
         params = [tuple(column.db_value(row[name]) for column, name in pairs) for row in rows]
         with peewee.__exception_wrapper__:  # driver errors become peewee's, as elsewhere
             self.db.cursor().executemany(sql, params)
+
+    # -- what new events change (same transaction) ---------------------------------------------
+
+    def _after_events(self, message_pks: list[int], now: datetime) -> None:
+        """The consequences of newly recorded events, in the same transaction: the address
+        send states (the policy), then the notifications about them (the outbox)."""
+        events = self._load_events(message_pks)
+        changes = self._apply_policy(events, now)
+        self._plan_notifications(events, changes, now)
+
+    def _load_events(self, message_pks: list[int]) -> list[EventRecord]:
+        """The events of these messages, oldest first, as plain records."""
+        records: list[EventRecord] = []
+        for chunk in _chunks(message_pks):
+            query = (Event.select(Event, Message.mailbox, Message.message_id.alias("bounce_id"))
+                     .join(Message).where(Event.message.in_(chunk)).order_by(Event.id))
+            for row in query.objects():
+                records.append(EventRecord(
+                    id=row.id, message_pk=row.message_id, mailbox=row.mailbox,
+                    bounce_message_id=row.bounce_id, kind=row.kind, address=row.address,
+                    action=row.action, status=row.status, smtp_code=row.smtp_code,
+                    reason=row.reason, permanent=bool(row.permanent), diagnostic=row.diagnostic,
+                    remote_mta=row.remote_mta, original_message_id=row.original_message_id,
+                    original_from=row.original_from, sender_domain=row.sender_domain,
+                    list_id=row.list_id, verp_recipient=row.verp_recipient,
+                    recipient_domain=row.recipient_domain, created_at=row.created_at))
+        return records
+
+    def _apply_policy(self, events: list[EventRecord], now: datetime) -> list[StateChange]:
+        """Update the send state of each event's address; return the changes made."""
+        return []
+
+    def _plan_notifications(self, events: list[EventRecord], changes: list[StateChange],
+                            now: datetime) -> None:
+        """Write the outbox rows (webhooks, DSNs to senders) these facts call for."""
 
     def _message_row(self, item: MessageItem, now: datetime) -> dict[str, Any]:
         report = item.report
