@@ -6,24 +6,41 @@ input); 2 bad settings or bad arguments, before anything connects.
 
 from __future__ import annotations
 
+import csv
+import getpass
+import io
 import json
 import logging
 import signal
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+import peewee
 
-from . import __version__
+from . import __version__, handlers, ingest, models
 from .analysis import Options, analyze, verp_regex
-from .ledger import Ledger, LedgerError
-from .mailbox import MailboxError
+from .analysis.addresses import normalize_address
+from .handlers.outbox import OutboxJob, deliver_due
+from .handlers.webhooks import where as webhook_where
+from .ledger import Explanation, Ledger, LedgerError
+from .mailbox import CapabilityError, MailboxError
 from .models import schema_version
+from .policy import Policy, PolicyError, State
 from .report import Report
-from .service import AnalysisPool, MailboxService, Outcome, PassOptions, PassSummary, Runner
+from .service import (
+    AnalysisPool,
+    MailboxService,
+    Outcome,
+    PassOptions,
+    PassSummary,
+    Reanalysis,
+    Runner,
+)
 from .settings import ImapSettings, Settings, SettingsError, load_settings
 from .sources import SourceError, iter_messages
 
@@ -110,12 +127,13 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     sys.exit(code)
 
 
-def load(config_path: str | None) -> Settings:
-    """Settings, with logging set up from them; bad settings end the command with exit 2."""
+def load(config_path: str | None, bad_settings: int = EXIT_SETTINGS) -> Settings:
+    """Settings, with logging set up from them; bad settings end the command with exit 2 (or
+    `bad_settings`)."""
     try:
         settings = load_settings(config_path)
     except SettingsError as err:
-        fail(str(err), EXIT_SETTINGS)
+        fail(str(err), bad_settings)
     logging.basicConfig(
         level=settings.logging.level, stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -139,7 +157,8 @@ def chosen_mailboxes(settings: Settings, names: tuple[str, ...]) -> tuple[ImapSe
 def open_ledger(settings: Settings, *, upgrade: bool = True) -> Ledger:
     try:
         return Ledger.open(settings.database.url, store_raw=settings.database.store_raw,
-                           upgrade=upgrade)
+                           upgrade=upgrade, policy=Policy(**settings.policy.model_dump()),
+                           notifications=settings)
     except LedgerError as err:
         fail(f"database {settings.database.redacted_url}: {err}")
 
@@ -181,16 +200,48 @@ def once_command(config_path: str | None, mailbox_names: tuple[str, ...], includ
         for service in services(settings, mailboxes, ledger, pool):
             try:
                 summary = run_once(service, options)
-            except (MailboxError, LedgerError) as err:
+            except (MailboxError, LedgerError, SettingsError) as err:
                 click.echo(f"imap-bouncer: error: {service.name}: {err}", err=True)
                 failed = True
                 continue
             click.echo(format_summary(summary, dry_run))
+        if ledger is not None:
+            expire_at_exit(ledger)
+            deliver_at_exit(settings, ledger)
     finally:
         pool.close()
         if ledger is not None:
             ledger.close()
     sys.exit(EXIT_FAILED if failed else 0)
+
+
+def expire_at_exit(ledger: Ledger) -> None:
+    """Write the state changes time alone has made (best effort, like the notifications)."""
+    try:
+        ledger.expire_due()
+    except LedgerError as err:
+        log.warning("address states: expiry not written now (%s)", err)
+
+
+def deliver_at_exit(settings: Settings, ledger: Ledger) -> None:
+    """Deliver the notifications due now, once: best effort, never failing the command (what
+    is not delivered stays in the outbox for the next run)."""
+    senders = handlers.senders(settings)
+    if not senders:
+        return
+    try:
+        report = deliver_due(ledger, senders, settings=settings.outbox)
+    except Exception as err:  # a pass that worked is not failed by its notifications
+        log.warning("outbox: not delivered now (%s); they stay in the outbox", err)
+        return
+    if report.attempted:
+        click.echo(f"notifications: {report}")
+
+
+def outbox_job(settings: Settings, ledger: Ledger) -> OutboxJob | None:
+    """The scheduled delivery job, when the settings configure anything to deliver with."""
+    senders = handlers.senders(settings)
+    return OutboxJob(ledger, senders, settings.outbox) if senders else None
 
 
 def run_once(service: MailboxService, options: PassOptions) -> PassSummary:
@@ -250,6 +301,9 @@ def format_summary(summary: PassSummary, dry_run: bool) -> str:
                                                  sorted(summary.by_folder.items())))
     if summary.only_moved:
         lines.append(f"  {summary.only_moved} already recorded by an earlier pass, only moved")
+    if summary.reviewed:
+        lines.append("  reviewed:  " + ", ".join(f"{k} {n}" for k, n in
+                                                 sorted(summary.reviewed.items())))
     if summary.errors:
         lines.append(f"  {len(summary.errors)} message error(s):")
         lines.extend(f"    {error}" for error in summary.errors[:50])
@@ -265,7 +319,8 @@ def run_command(config_path: str | None, mailbox_names: tuple[str, ...]) -> None
     mailboxes = chosen_mailboxes(settings, mailbox_names)
     ledger = open_ledger(settings)
     pool = analysis_pool(settings)
-    runner = Runner(services(settings, mailboxes, ledger, pool))
+    runner = Runner(services(settings, mailboxes, ledger, pool),
+                    outbox=outbox_job(settings, ledger), upkeep=ledger.expire_due)
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("received %s: finishing the batch in hand, then stopping",
@@ -303,30 +358,477 @@ def check_command(config_path: str | None, mailbox_names: tuple[str, ...],
                            f"as {s.username}")
                 click.echo(f"  capabilities: MOVE {_yes(caps.move)}, UIDPLUS "
                            f"{_yes(caps.uidplus)}, IDLE {_yes(caps.idle)}")
-                folders = [s.source_folder, *service.target_folders]
+                try:
+                    click.echo(f"  moves with: {mailbox.move_method()}")
+                except CapabilityError as err:
+                    click.echo(f"{s.name}: error: {err}", err=True)
+                    failed = True
+                if mailbox.folder_exists(s.source_folder):
+                    click.echo(f"  folder {mailbox.folder(s.source_folder)}: ok")
+                else:  # never created here: a typo would otherwise start an empty folder
+                    click.echo(f"{s.name}: error: the source folder "
+                               f"{mailbox.folder(s.source_folder)} does not exist", err=True)
+                    failed = True
                 missing = mailbox.ensure_folders(service.target_folders, dry_run=True)
-                for name in folders:
+                for name in service.target_folders:
                     full = mailbox.folder(name)
                     state = "missing" if full in missing else "ok"
                     click.echo(f"  folder {full}: {state}")
                 if missing and not dry_run:
                     mailbox.ensure_folders(service.target_folders)
                     click.echo(f"  created {', '.join(missing)}")
-        except MailboxError as err:
+        except (MailboxError, SettingsError) as err:
             click.echo(f"{s.name}: error: {err}", err=True)
             failed = True
-    try:
-        ledger = Ledger.open(settings.database.url, upgrade=False)
-        ledger.close()
-        click.echo(f"database {settings.database.redacted_url}: ok")
-    except LedgerError as err:
-        click.echo(f"database {settings.database.redacted_url}: error: {err}", err=True)
+    if not check_database(settings):
         failed = True
     sys.exit(EXIT_FAILED if failed else 0)
 
 
+def check_database(settings: Settings) -> bool:
+    """Reachable, with a schema `once` and `run` can use: a new, empty database is fine (they
+    create the schema at start), one written by a newer imap-bouncer is not."""
+    where = f"database {settings.database.redacted_url}"
+    try:
+        db = models.connect(settings.database.url)
+        try:
+            version = schema_version(db)
+        finally:
+            db.close()
+    except (models.SchemaError, peewee.PeeweeException) as err:
+        lines = str(err).strip().splitlines()  # the driver's words never hold the password
+        click.echo(f"{where}: error: {type(err).__name__}: {lines[0] if lines else ''}",
+                   err=True)
+        return False
+    if version > models.LATEST_VERSION:
+        click.echo(f"{where}: error: schema version {version} is newer than this "
+                   f"imap-bouncer knows ({models.LATEST_VERSION}): upgrade imap-bouncer",
+                   err=True)
+        return False
+    if version < models.LATEST_VERSION:
+        click.echo(f"{where}: ok (schema version {version}; `once`, `run` and `db upgrade` "
+                   f"bring it to {models.LATEST_VERSION})")
+    else:
+        click.echo(f"{where}: ok (schema version {version})")
+    return True
+
+
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
+
+
+# -- messages from elsewhere: piped in by the MTA, or analyzed again ----------------------------
+
+
+@main.command("ingest")
+@config_option
+@click.argument("source", metavar="FILE|-", default="-")
+def ingest_command(config_path: str | None, source: str) -> None:
+    """Record one message piped in by the MTA (- : standard input), as if from a mailbox.
+
+    Exit status (sysexits, for the MTA): 0 recorded, whatever the message is (an unrecognised
+    one too; a retry of a message already recorded records nothing again); 75 not recorded
+    now (database unavailable, or anything else that may pass): the MTA keeps the message and
+    tries again; 66 no message (empty input); 78 bad settings.
+    """
+    settings = load(config_path, bad_settings=ingest.EX_CONFIG)
+    try:
+        stream = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
+    except OSError as err:
+        fail(f"cannot open {source}: {err.strerror or err}", ingest.EX_NOINPUT)
+    try:
+        with stream:
+            piped = ingest.read_message(stream, settings.ingest.max_message_size)
+    except ingest.EmptyInput as err:
+        fail(str(err), ingest.EX_NOINPUT)
+    except OSError as err:
+        fail(f"cannot read the message: {err.strerror or err}", ingest.EX_TEMPFAIL)
+    options = Options(verp_patterns=settings.analysis.verp_patterns)
+    try:
+        ledger = Ledger.open(settings.database.url, store_raw=settings.database.store_raw,
+                             policy=Policy(**settings.policy.model_dump()),
+                             notifications=settings)
+        try:
+            done = ingest.ingest(piped, ledger, options, settings.ingest.mailbox)
+        finally:
+            ledger.close()
+    except LedgerError as err:
+        fail(f"database {settings.database.redacted_url}: {err} (not recorded: try again "
+             "later)", ingest.EX_TEMPFAIL)
+    except Exception:  # a bug must not lose the message: the MTA keeps it and retries
+        log.exception("ingest: unexpected error (not recorded: try again later)")
+        sys.exit(ingest.EX_TEMPFAIL)
+    what = (f"already recorded (message {done.recorded.id})" if not done.recorded.created
+            else f"recorded {done.report.kind}, {len(done.report.recipients)} recipient(s) "
+                 f"(message {done.recorded.id})")
+    click.echo(f"{settings.ingest.mailbox}: {done.report.message_id or '(no Message-ID)'}: "
+               f"{what}")
+
+
+@main.command("reprocess")
+@config_option
+@mailbox_option
+@click.option("--folder", metavar="FOLDER",
+              help="The folder to analyze again (default: the unknown folder, e.g. Unknown).")
+@click.option("--dry-run", is_flag=True,
+              help="Show what would change: no database writes, no moves.")
+def reprocess_command(config_path: str | None, mailbox_names: tuple[str, ...],
+                      folder: str | None, dry_run: bool) -> None:
+    """Analyze a folder's messages again; record and file in Processed those recognised now.
+
+    Messages still not recognised stay where they are. A message's bytes recorded before as
+    unknown: that record takes the new analysis and its events (send states follow).
+    """
+    settings = load(config_path)
+    mailboxes = chosen_mailboxes(settings, mailbox_names)
+    for mailbox in mailboxes:
+        target = folder or mailbox.folders.unknown
+        f = mailbox.folders
+        refused = {mailbox.source_folder: "the source folder (`once` processes it)",
+                   f.processed: "the processed folder",
+                   **{review_folder: "a review folder (its messages carry a person's verdict)"
+                      for _verdict, review_folder in f.reviews}}
+        why = next((text for name, text in refused.items()
+                    if name.lower() == target.lower()), None)
+        if why:
+            fail(f"--folder {target}: {mailbox.name}: that is {why}", EXIT_SETTINGS)
+    ledger = open_ledger(settings)
+    failed = False
+    pool = analysis_pool(settings)
+    try:
+        for service in services(settings, mailboxes, ledger, pool):
+            target = folder or service.settings.folders.unknown
+            rows: list[Reanalysis] = []
+            try:
+                with service.connected(create_folders=not dry_run) as mailbox:
+                    if not mailbox.folder_exists(target):
+                        fail(f"{service.name}: no folder {mailbox.folder(target)}")
+                    rows = service.reprocess(mailbox, target, dry_run=dry_run)
+            except (MailboxError, LedgerError, SettingsError) as err:
+                click.echo(f"imap-bouncer: error: {service.name}: {err}", err=True)
+                failed = True
+            click.echo(format_reprocess(service.name, target, rows, dry_run,
+                                        service.settings.folders.processed))
+        if not dry_run:
+            deliver_at_exit(settings, ledger)
+    finally:
+        pool.close()
+        ledger.close()
+    sys.exit(EXIT_FAILED if failed else 0)
+
+
+def format_reprocess(name: str, folder: str, rows: list[Reanalysis], dry_run: bool,
+                     processed: str) -> str:
+    recognised = [row for row in rows if row.new_kind != "unknown"]
+    verb = "would file" if dry_run else "filed"
+    lines = [f"{name}: {len(rows)} message(s) in {folder}, {len(recognised)} recognised now, "
+             f"{verb} in {processed}; {len(rows) - len(recognised)} stay"]
+    if rows:
+        lines.append(table(
+            ["UID", "WAS", "", "NOW", "RECIPIENTS", "MESSAGE-ID"],
+            [[str(row.uid), row.old_kind or "not recorded", "->", row.new_kind,
+              ", ".join(row.recipients) or "-", row.message_id or "-"] for row in rows]))
+    return "\n".join(lines)
+
+
+# -- send state: commands for people ------------------------------------------------------------
+
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="JSON for scripts instead of a table.")
+STATE_NAMES = [str(s) for s in State]
+
+
+def parse_states(_ctx: click.Context, _param: click.Parameter,
+                 values: tuple[str, ...]) -> tuple[str, ...]:
+    """--state a,b --state c -> (a, b, c), each a known state."""
+    states = [s.strip().lower() for value in values for s in value.split(",") if s.strip()]
+    unknown = sorted(set(states) - set(STATE_NAMES))
+    if unknown:
+        raise click.BadParameter(f"unknown state {', '.join(unknown)} (one of "
+                                 f"{', '.join(STATE_NAMES)})")
+    return tuple(dict.fromkeys(states))
+
+
+def parse_since(_ctx: click.Context, _param: click.Parameter,
+                value: datetime | None) -> datetime | None:
+    """A day or time given without a zone is UTC."""
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """Columns as wide as their widest cell; the last one unpadded."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows,
+                                                                           strict=True)]
+    lines = []
+    for row in [headers, *rows]:
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def write_json_lines(records: list[dict[str, Any]]) -> None:
+    for record in records:
+        click.echo(json.dumps(record, ensure_ascii=False))
+
+
+@contextmanager
+def ledger_for(config_path: str | None):
+    """The settings and an open ledger; a database error ends the command with exit 1."""
+    settings = load(config_path)
+    ledger = open_ledger(settings)
+    try:
+        yield settings, ledger
+    except LedgerError as err:
+        fail(f"database {settings.database.redacted_url}: {err}")
+    finally:
+        ledger.close()
+
+
+@main.group("addresses")
+def addresses_group() -> None:
+    """Send state per address: list, show, change, export."""
+
+
+@addresses_group.command("list")
+@config_option
+@click.option("--state", "states", multiple=True, callback=parse_states, metavar="STATE[,..]",
+              help=f"Only these states ({', '.join(STATE_NAMES)}); repeatable.")
+@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="At most this many, the latest changed first.")
+@json_option
+def addresses_list_command(config_path: str | None, states: tuple[str, ...], limit: int,
+                           as_json: bool) -> None:
+    """Addresses and their send state, the latest changed first."""
+    with ledger_for(config_path) as (_settings, ledger):
+        found = ledger.list_addresses(states, limit=limit)
+    if as_json:
+        write_json_lines([info.to_dict() for info in found])
+        return
+    if not found:
+        click.echo("no addresses" + (f" in state {', '.join(states)}" if states else ""))
+        return
+    click.echo(table(["ADDRESS", "STATE", "SOFT", "HARD", "REASON", "CHANGED", "UNTIL"],
+                     [[i.address, i.state, str(i.soft_count), str(i.hard_count),
+                       i.reason or "-", when(i.updated_at), when(i.suppressed_until)]
+                      for i in found]))
+
+
+@addresses_group.command("show")
+@config_option
+@click.argument("address")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="At most this many events, the latest first.")
+@json_option
+def addresses_show_command(config_path: str | None, address: str, limit: int,
+                           as_json: bool) -> None:
+    """One address: state, counters, changes and events (with the bounce's Message-ID)."""
+    clean = normalize_address(address)
+    if not clean:
+        fail(f"not an address: {address!r}", EXIT_SETTINGS)
+    with ledger_for(config_path) as (_settings, ledger):
+        info = ledger.address_state(clean)
+        changes = ledger.transitions(clean)
+        events = ledger.events(address=clean, limit=limit)
+    if as_json:
+        click.echo(json.dumps({
+            "address": clean, "recorded": info is not None,
+            "state": info.to_dict() if info else {"address": clean, "state": "active",
+                                                  "suppressed": False},
+            "transitions": [t.to_dict() for t in changes],
+            "events": [e.to_dict() for e in events]}, ensure_ascii=False))
+        return
+    if info is None:
+        click.echo(f"{clean}: nothing recorded (active)")
+        return
+    click.echo(f"{clean}: {info.state}" + (" (suppressed)" if info.suppressed else "")
+               + (f", stored as {info.stored_state}, expired"
+                  if info.stored_state != info.state else ""))
+    click.echo(f"  reason:      {info.reason or '-'}" + (f"  note: {info.note}"
+                                                         if info.note else ""))
+    click.echo(f"  soft:        {info.soft_count} counted since {when(info.soft_since)}, "
+               f"last {when(info.last_soft_at)}")
+    click.echo(f"  permanent:   {info.hard_count} counted since {when(info.first_hard_at)}")
+    if info.suppressed_until:
+        click.echo(f"  until:       {when(info.suppressed_until)}")
+    click.echo(f"  last event:  {when(info.last_event_at)}   changed: {when(info.updated_at)}")
+    if changes:
+        click.echo("\nchanges:")
+        click.echo(table(["WHEN", "FROM", "TO", "CAUSE", "REASON", "BY", "NOTE"],
+                         [[when(t.created_at), t.from_state, t.to_state, t.cause,
+                           t.reason or "-", t.actor or "-", t.note or "-"] for t in changes]))
+    if events:
+        click.echo("\nevents (latest first):")
+        click.echo(table(["WHEN", "KIND", "ACTION", "STATUS", "REASON", "BOUNCE MESSAGE-ID"],
+                         [[when(e.created_at), e.kind, e.action, e.status or "-", e.reason,
+                           e.bounce_message_id or f"(id {e.message_pk})"] for e in events]))
+
+
+def manual_command(action: str, summary: str) -> None:
+    @addresses_group.command(action, help=summary)
+    @config_option
+    @click.argument("address")
+    @click.option("--reason", "note", required=True, metavar="TEXT",
+                  help="Why (recorded with the change).")
+    @click.option("--actor", default=lambda: _user(), show_default="your user name",
+                  help="Who makes the change (recorded with it).")
+    def command(config_path: str | None, address: str, note: str, actor: str) -> None:
+        if not note.strip():
+            fail("--reason must say why", EXIT_SETTINGS)
+        with ledger_for(config_path) as (_settings, ledger):
+            try:
+                change = ledger.manual_change(address, action, note, actor=actor)
+            except PolicyError as err:
+                fail(f"{address}: {err}")
+        click.echo(f"{change.address}: {change.from_state} -> {change.to_state} ({action}, "
+                   f"transition {change.transition_id})")
+
+
+manual_command("reset", "Back to active, every count forgotten (from any state).")
+manual_command("hold", "Suppress the address until it is released.")
+manual_command("release", "End a hold (or persistent): back to active, counts forgotten.")
+manual_command("persist", "Never suppress the address, never change it automatically.")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+EXPORT_COLUMNS = ("address", "state", "reason", "updated_at", "suppressed_until",
+                  "last_event_at", "note")
+
+
+@addresses_group.command("export")
+@config_option
+@click.option("--state", "states", multiple=True, callback=parse_states, metavar="STATE[,..]",
+              help="States to export (default: invalid,unreachable,complained).")
+@click.option("--format", "form", type=click.Choice(["csv", "json"]), default="csv",
+              show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write to FILE (replaced whole once complete) instead of standard output.")
+def addresses_export_command(config_path: str | None, states: tuple[str, ...], form: str,
+                             output: str | None) -> None:
+    """The addresses to suppress (or in the states given), for a sending system."""
+    states = states or (State.INVALID, State.UNREACHABLE, State.COMPLAINED)
+    with ledger_for(config_path) as (_settings, ledger):
+        found = ledger.export(states)
+    records = [{key: info.to_dict()[key] for key in EXPORT_COLUMNS} for info in found]
+    buffer = io.StringIO()
+    if form == "json":
+        json.dump(records, buffer, ensure_ascii=False, indent=1)
+        buffer.write("\n")
+    else:
+        writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in records)
+    if output is None:
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    target = Path(output)
+    temporary = target.with_name(f".{target.name}.tmp")
+    try:
+        temporary.write_text(buffer.getvalue(), encoding="utf-8")
+        temporary.replace(target)
+    except OSError as err:
+        fail(f"cannot write {output}: {err.strerror or err}")
+    click.echo(f"{len(records)} address(es) written to {output}", err=True)
+
+
+@main.command("events")
+@config_option
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S",
+                                                     "%Y-%m-%d %H:%M"]),
+              callback=parse_since, metavar="DATE", help="Only events recorded since (UTC).")
+@click.option("--address", metavar="ADDRESS", help="Only events about this address.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="At most this many, the latest first.")
+@json_option
+def events_command(config_path: str | None, since: datetime | None, address: str | None,
+                   limit: int, as_json: bool) -> None:
+    """Recorded events, the latest first."""
+    with ledger_for(config_path) as (_settings, ledger):
+        found = ledger.events(address=address, since=since, limit=limit)
+    if as_json:
+        write_json_lines([e.to_dict() for e in found])
+        return
+    if not found:
+        click.echo("no events")
+        return
+    click.echo(table(["WHEN", "ADDRESS", "KIND", "ACTION", "STATUS", "REASON", "SENDER",
+                      "BOUNCE MESSAGE-ID"],
+                     [[when(e.created_at), e.address, e.kind, e.action, e.status or "-",
+                       e.reason, e.sender_domain or "-",
+                       e.bounce_message_id or f"(id {e.message_pk})"] for e in found]))
+
+
+@main.command("explain")
+@config_option
+@click.argument("ident", metavar="ID")
+@json_option
+def explain_command(config_path: str | None, ident: str, as_json: bool) -> None:
+    """Why a recorded message was classified as it was: by database id or Message-ID."""
+    with ledger_for(config_path) as (settings, ledger):
+        found = ledger.explain(ident)
+    if not found:
+        fail(f"no recorded message {ident}")
+    options = Options(verp_patterns=settings.analysis.verp_patterns)
+    records = []
+    for message in found:
+        now = analyze(message.raw, options) if message.raw is not None else None
+        if as_json:
+            records.append({**message.to_dict(),
+                            "analysis_now": now.to_dict(explain=True) if now else None})
+        else:
+            click.echo(format_explanation(message, now))
+    if as_json:
+        write_json_lines(records)
+
+
+def format_explanation(message: Explanation, now: Report | None) -> str:
+    lines = [f"message {message.id}: {message.kind or 'not analyzed'}"
+             + (f" by {message.analyzer}" if message.analyzer else "")
+             + (f" (version {message.analyzer_version})" if message.analyzer_version else ""),
+             f"  Message-ID: {message.message_id or '-'}",
+             f"  mailbox {message.mailbox}, UIDVALIDITY {message.uidvalidity} UID {message.uid},"
+             f" filed in {message.target_folder or '(none: piped in)'}, recorded "
+             f"{when(message.processed_at)}"]
+    if message.feedback_type:
+        lines.append(f"  feedback-type: {message.feedback_type}")
+    lines.extend(f"  error: {error}" for error in message.errors)
+    for e in message.events:
+        hard = "permanent" if e.permanent else "not permanent"
+        code = " ".join(x for x in (e.status, e.smtp_code) if x) or "-"
+        lines.append(f"  event {e.id}: {e.address or '(unknown)'} {e.action} {code} "
+                     f"{e.reason} ({hard})")
+        if e.diagnostic:
+            lines.append(f"      said: {e.diagnostic[:300]}")
+        lines.append(f"      why:  {e.evidence or '-'}")
+        if e.original_message_id:
+            lines.append(f"      original: {e.original_message_id} from "
+                         f"{e.original_from or '-'}")
+    for t in message.transitions:
+        lines.append(f"  changed {t.address}: {t.from_state} -> {t.to_state} ({t.reason})")
+    if now is None:
+        lines.append("  (the raw message is not stored: set database.store_raw to re-analyze)")
+    else:
+        lines.append(f"  analyzed again now: {now.kind}"
+                     + (f" by {now.analyzer}" if now.analyzer else "")
+                     + (f": {now.evidence}" if now.evidence else ""))
+        for r in now.recipients:
+            lines.append(f"      {r.address or '(unknown)'} {r.action} {r.status or '-'} "
+                         f"{r.reason}{' HARD' if r.permanent else ''}: {r.evidence}")
+        if now.kind != message.kind or now.analyzer != message.analyzer:
+            lines.append("      (differs from what was recorded: the analyzer or the settings "
+                         "changed since)")
+    return "\n".join(lines)
 
 
 @main.group("db")
@@ -343,4 +845,95 @@ def db_upgrade_command(config_path: str | None) -> None:
     click.echo(f"database {settings.database.redacted_url}: schema version "
                f"{schema_version(ledger.db)}")
     ledger.close()
+
+
+# -- the outbox: notifications and their delivery ------------------------------------------------
+
+OUTBOX_STATUSES = ("pending", "failed", "delivered")
+
+
+@main.group("outbox", invoke_without_command=True)
+@config_option
+@click.option("--status", "statuses", multiple=True, type=click.Choice(OUTBOX_STATUSES),
+              help="Only these (repeatable; default: pending and failed).")
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True,
+              help="At most this many rows, oldest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per row per line.")
+@click.pass_context
+def outbox_group(ctx: click.Context, config_path: str | None, statuses: tuple[str, ...],
+                 limit: int, as_json: bool) -> None:
+    """Notifications (webhooks, DSNs to senders) waiting, failed or delivered."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = load(config_path)
+    ledger = open_ledger(settings)
+    try:
+        items = ledger.outbox.list(statuses or ("pending", "failed"), limit)
+    except LedgerError as err:
+        fail(f"database {settings.database.redacted_url}: {err}")
+    finally:
+        ledger.close()
+    if as_json:
+        for item in items:
+            click.echo(json.dumps(item.to_dict(), ensure_ascii=False))
+        return
+    if not items:
+        click.echo("the outbox holds no such notification")
+        return
+    rows = [[str(item.id), item.status, item.event_type, str(item.attempts),
+             when(item.next_attempt_at) if item.status == "pending" else
+             when(item.delivered_at) if item.status == "delivered" else "-",
+             _outbox_target(item), item.last_error[:80]] for item in items]
+    click.echo(table(["ID", "STATUS", "TYPE", "ATTEMPTS", "NEXT/DONE", "TARGET", "LAST ERROR"],
+                     rows))
+
+
+def _outbox_target(item: Any) -> str:
+    return webhook_where(item.target) if item.channel == "webhook" else item.target
+
+
+@outbox_group.command("retry")
+@click.argument("ids", nargs=-1, type=click.IntRange(min=1))
+@click.option("--all-failed", is_flag=True, help="Every notification that failed for good.")
+@config_option
+@click.pass_context
+def outbox_retry_command(ctx: click.Context, ids: tuple[int, ...], all_failed: bool,
+                         config_path: str | None) -> None:
+    """Deliver these notifications (by ID) again at the next run, with fresh attempts."""
+    if not ids and not all_failed:
+        raise click.UsageError("give the IDs to retry, or --all-failed")
+    settings = load(config_path or ctx.obj.get("config_path"))
+    ledger = open_ledger(settings)
+    try:
+        count = ledger.outbox.retry(ids, all_failed=all_failed)
+    except LedgerError as err:
+        fail(f"database {settings.database.redacted_url}: {err}")
+    finally:
+        ledger.close()
+    click.echo(f"{count} notification(s) queued for delivery"
+               + ("" if count or not ids else " (delivered ones are not sent again)"))
+
+
+@outbox_group.command("deliver")
+@config_option
+@click.pass_context
+def outbox_deliver_command(ctx: click.Context, config_path: str | None) -> None:
+    """Deliver the notifications due now, then exit (1 when an attempt failed)."""
+    settings = load(config_path or ctx.obj.get("config_path"))
+    senders = handlers.senders(settings)
+    if not senders:
+        click.echo("nothing is configured to deliver notifications with ([[webhooks]])")
+        return
+    ledger = open_ledger(settings)
+    try:
+        report = deliver_due(ledger, senders, settings=settings.outbox)
+    except LedgerError as err:
+        fail(f"database {settings.database.redacted_url}: {err}")
+    finally:
+        ledger.close()
+    click.echo(f"outbox: {report}")
+    if report.retrying or report.failed:
+        sys.exit(EXIT_FAILED)
 

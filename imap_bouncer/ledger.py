@@ -29,16 +29,19 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from typing import Any, TypeVar
 
 import peewee
-from peewee import Database, SqliteDatabase
+from peewee import Database, PostgresqlDatabase, SqliteDatabase
 
-from . import models
-from .models import Event, Message
-from .report import Report
+from . import models, notifications, policy, review
+from .analysis.addresses import normalize_address
+from .models import AddressState, Event, Message, Storm, Transition
+from .notifications import NotificationSettings, OutboxRow
+from .policy import Policy, SendState, State
+from .report import Kind, Report
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,20 @@ class Recorded:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewItem:
+    """A message a person filed in a review folder, with their verdict (review.py).
+
+    `message` says where it is (its own place: the service records review folders under a
+    mailbox name of their own), its bytes, its target folder and, as `report`, what the
+    verdict makes of it (`review.verdict_report`): its recipients become the events.
+    """
+
+    message: MessageItem
+    verdict: str  # review.Verdict: hard, soft, ignore
+    folder: str = ""  # the review folder, noted with the changes
+
+
+@dataclass(frozen=True, slots=True)
 class EventRecord:
     """A recorded event, as the policy and the notifications see it."""
 
@@ -123,6 +140,9 @@ class EventRecord:
     verp_recipient: str
     recipient_domain: str
     created_at: datetime
+    original_subject: str = ""
+    original_date: str = ""
+    original_automatic: str = ""  # the original's header marking it automatic, or ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +160,122 @@ class StateChange:
     note: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class StormAlert:
+    """Refusals for many addresses at one destination domain within the storm window: the
+    ledger opened a Storm row for it (one alert per storm, however long it lasts)."""
+
+    id: int  # the Storm row
+    domain: str
+    started_at: datetime
+    refusals: int  # distinct addresses refused within the window
+    reasons: tuple[str, ...]
+    addresses: tuple[str, ...]  # the refused addresses (at most _STORM_SAMPLE of them)
+
+
+@dataclass(frozen=True, slots=True)
+class AddressInfo:
+    """An address's send state as people and scripts see it. `state` is the state now (an
+    unreachable address whose time is up reads active even before the row is updated);
+    `stored_state` is what the row says."""
+
+    address: str
+    state: str
+    stored_state: str
+    suppressed: bool
+    soft_count: int
+    soft_since: datetime | None
+    last_soft_at: datetime | None
+    hard_count: int
+    first_hard_at: datetime | None
+    last_event_at: datetime | None
+    suppressed_until: datetime | None
+    reason: str
+    note: str
+    updated_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: _plain(getattr(self, name)) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """A recorded event with the bounce that reported it."""
+
+    id: int
+    message_pk: int
+    mailbox: str
+    bounce_message_id: str
+    analyzer: str
+    kind: str
+    address: str
+    action: str
+    status: str
+    smtp_code: str
+    reason: str
+    permanent: bool
+    diagnostic: str
+    remote_mta: str
+    evidence: str
+    original_message_id: str
+    original_from: str
+    sender_domain: str
+    list_id: str
+    recipient_domain: str
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: _plain(getattr(self, name)) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionView:
+    """A recorded change of an address's state."""
+
+    id: int
+    address: str
+    from_state: str
+    to_state: str
+    cause: str
+    reason: str
+    event_id: int | None
+    actor: str
+    note: str
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: _plain(getattr(self, name)) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """One recorded message and what was made of it: for `imap-bouncer explain`."""
+
+    id: int
+    mailbox: str
+    uidvalidity: int
+    uid: int
+    message_id: str
+    kind: str | None
+    analyzer: str
+    analyzer_version: str
+    feedback_type: str
+    target_folder: str
+    processed_at: datetime
+    errors: tuple[str, ...]
+    events: tuple[EventView, ...]
+    transitions: tuple[TransitionView, ...]
+    raw: bytes | None  # when the database keeps raw messages (store_raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {name: _plain(getattr(self, name)) for name in self.__slots__
+                if name not in ("events", "transitions", "raw")}
+        data["events"] = [e.to_dict() for e in self.events]
+        data["transitions"] = [t.to_dict() for t in self.transitions]
+        data["raw_stored"] = self.raw is not None
+        return data
+
+
 @dataclass(slots=True)
 class _Batch:
     """Bookkeeping for one record_batch call."""
@@ -151,14 +287,24 @@ class _Batch:
 class Ledger:
     """Reads and writes the record of messages and events in one database."""
 
-    def __init__(self, db: Database, *, store_raw: bool = False) -> None:
+    def __init__(self, db: Database, *, store_raw: bool = False,
+                 policy: Policy = Policy(),  # noqa: B008 - frozen, shared safely
+                 notifications: NotificationSettings | None = None) -> None:
         self.db = db
+        # What to notify (the settings' [[webhooks]]; the whole Settings will do): None or no
+        # endpoints, no webhook rows are planned. `outbox` reads and updates the rows.
+        self.notifications = notifications
+        self.outbox = OutboxQueue(self)
         self.store_raw = store_raw
+        self.policy = policy
+        # The storms the current recording transaction opened (see _apply_policy).
+        self.batch_storms: list[StormAlert] = []
         models.bind(db)
 
     @classmethod
     def open(cls, url: str, *, store_raw: bool = False, upgrade: bool = True,
-             **params: Any) -> Ledger:
+             policy: Policy = Policy(),  # noqa: B008 - frozen
+             notifications: NotificationSettings | None = None, **params: Any) -> Ledger:
         """Connect to a database URL, upgrading its schema (or checking it when not upgrade)."""
         try:
             db = models.open_database(url, upgrade_schema=upgrade, **params)
@@ -166,7 +312,7 @@ class Ledger:
             raise LedgerError(str(err)) from err
         except peewee.PeeweeException as err:
             raise LedgerError(f"cannot open the database: {_describe(err)}") from err
-        return cls(db, store_raw=store_raw)
+        return cls(db, store_raw=store_raw, policy=policy, notifications=notifications)
 
     def close(self) -> None:
         if not self.db.is_closed():
@@ -208,6 +354,53 @@ class Ledger:
                           .execute())
         return count
 
+    def mark_moved_ids(self, ids: Iterable[int], at: datetime | None = None) -> int:
+        """Note that these rows' messages now sit in their target folder, by row id: for
+        messages filed from somewhere other than where they were recorded (reprocess)."""
+        ids = sorted(set(ids))
+        at = at or datetime.now(UTC)
+        count = 0
+        with self._errors("mark messages moved"), self._write():
+            for chunk in _chunks(ids):
+                count += (Message.update(moved=True, moved_at=at)
+                          .where(Message.id.in_(chunk)).execute())
+        return count
+
+    def record_review(self, items: Sequence[ReviewItem]) -> list[Recorded]:
+        """Record reviewed messages and apply their verdicts, in one transaction; one result
+        per item.
+
+        Each message is recorded like record_batch records one, idempotently: a message
+        already recorded at its place (or, by its bytes, under another UIDVALIDITY) is
+        returned as stored and its verdict is not applied again. For a new one (`created`),
+        an event per recipient of its verdict report, then `review.judge` per event (not the
+        policy's own step: the verdict decides), a Transition per change (cause "review"),
+        and the webhooks about those events and changes (no delivery report to the original
+        sender: a person's verdict is not the remote server's). Raises LedgerError, having
+        written nothing.
+        """
+        if not items:
+            return []
+        return self._write_retrying("record reviewed messages",
+                                    lambda: self._record_reviews(items))
+
+    def record_reanalysis(self, items: Sequence[MessageItem], mailbox: str) -> list[Recorded]:
+        """Record messages analyzed again (reprocess) and recognised now, in one transaction;
+        one result per item.
+
+        An item's bytes already recorded in `mailbox` (or at the item's own place) under a row
+        still unrecognised (kind unknown, or not analyzed): that row takes the new analysis
+        (kind, analyzer, version, errors, target folder; not moved) and gets its events, and
+        the policy and notifications follow as for any new events; `created` is True. A row
+        already recognised: returned as stored (only to be moved). Bytes never recorded: the
+        item is recorded at its own place, like record_batch. Raises LedgerError, having
+        written nothing.
+        """
+        if not items:
+            return []
+        return self._write_retrying("record messages analyzed again",
+                                    lambda: self._record_reanalyses(items, mailbox))
+
     # -- reading ------------------------------------------------------------------------------
 
     def find_recorded(self, mailbox: str, uidvalidity: int,
@@ -237,7 +430,244 @@ class Ledger:
                     found[row.sha256] = _recorded(row)  # later ids overwrite earlier ones
         return found
 
+    # -- send state: what people read and change ----------------------------------------------
+
+    def address_state(self, address: str, now: datetime | None = None) -> AddressInfo | None:
+        """The send state of one address, or None when nothing was ever recorded for it."""
+        address = normalize_address(address) or address.strip()
+        with self._errors("read an address's state"):
+            row = AddressState.get_or_none(AddressState.address == address)
+        return None if row is None else _info(row, now or datetime.now(UTC), self.policy)
+
+    def list_addresses(self, states: Iterable[str] = (), limit: int | None = None,
+                       now: datetime | None = None) -> list[AddressInfo]:
+        """Addresses in these states now (all when none given), the latest changed first."""
+        now = now or datetime.now(UTC)
+        wanted = {str(State(s)) for s in states}
+        query = AddressState.select().order_by(AddressState.updated_at.desc(),
+                                               AddressState.address)
+        if wanted:
+            # Time may have moved an unreachable or soft_bouncing row to active.
+            stored = wanted | ({State.UNREACHABLE, State.SOFT_BOUNCING}
+                               if State.ACTIVE in wanted else set())
+            query = query.where(AddressState.state.in_(sorted(stored)))
+        found: list[AddressInfo] = []
+        with self._errors("list addresses"):
+            for row in query.iterator():
+                info = _info(row, now, self.policy)
+                if not wanted or info.state in wanted:
+                    found.append(info)
+                    if limit is not None and len(found) >= limit:
+                        break
+        return found
+
+    def export(self, states: Iterable[str] = (State.INVALID, State.UNREACHABLE,
+                                              State.COMPLAINED),
+               now: datetime | None = None) -> list[AddressInfo]:
+        """Every address in these states now (by default the ones to suppress), by address."""
+        return sorted(self.list_addresses(states, now=now), key=lambda info: info.address)
+
+    def transitions(self, address: str) -> list[TransitionView]:
+        """Every recorded change of an address's state, oldest first."""
+        address = normalize_address(address) or address.strip()
+        with self._errors("read transitions"):
+            query = (Transition.select().where(Transition.address == address)
+                     .order_by(Transition.id))
+            return [_transition_view(row) for row in query]
+
+    def events(self, address: str | None = None, since: datetime | None = None,
+               limit: int | None = 100) -> list[EventView]:
+        """Recorded events, the latest first: of one address, since a time, at most limit."""
+        query = _event_query().order_by(Event.id.desc())
+        if address:
+            query = query.where(Event.address == (normalize_address(address)
+                                                  or address.strip()))
+        if since is not None:
+            query = query.where(Event.created_at >= since)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._errors("read events"):
+            return [_event_view(row) for row in query.objects()]
+
+    def explain(self, ident: str) -> list[Explanation]:
+        """The recorded messages `ident` names, with their events and the changes they made.
+
+        `ident` is a database id, or a Message-ID (with or without <>): the bounce's own, or,
+        when no bounce has it, the original message's that bounced. Several rows may match
+        (the same message in several mailboxes); none: an empty list.
+        """
+        ident = ident.strip()
+        with self._errors("look up a message"):
+            if ident.isdigit():
+                rows = list(Message.select().where(Message.id == int(ident)))
+            else:
+                wanted = ident if ident.startswith("<") else f"<{ident}>"
+                variants = sorted({wanted, wanted.strip("<>")})
+                rows = list(Message.select().where(Message.message_id.in_(variants))
+                            .order_by(Message.id))
+                if not rows:
+                    pks = (Event.select(Event.message)
+                           .where(Event.original_message_id.in_(variants)))
+                    rows = list(Message.select().where(Message.id.in_(pks))
+                                .order_by(Message.id))
+            return [self._explanation(row) for row in rows]
+
+    def manual_change(self, address: str, action: str, note: str,
+                      actor: str = "") -> StateChange:
+        """A person's change (policy.manual: reset, hold, release, persist) with their words,
+        recorded as a Transition, notified like any change, all in one transaction.
+
+        Raises policy.PolicyError when the change makes no sense (e.g. release an address that
+        is not held, or an empty note), LedgerError when the database fails.
+        """
+        clean = normalize_address(address)
+        if not clean:
+            raise policy.PolicyError(f"not an address: {address!r}")
+        if not note.strip():
+            raise policy.PolicyError("a reason is required")
+        now = datetime.now(UTC)
+        with self._errors("change an address's state"), self._write():
+            self.batch_storms = []
+            rows = self._lock_states([clean])
+            state = _send_state(rows[clean]) if clean in rows else SendState()
+            state, expired = policy.expire(state, self.policy, now)
+            state, change = policy.manual(state, action, now, note.strip())
+            self._save_states({clean: state}, rows, now)
+            made = [_state_change(clean, c, now, None) for c in (expired, change)
+                    if c is not None]
+            changes = self._insert_transitions(made, actor=actor)
+            self._plan_notifications([], changes, now)
+        log.info("address %s: %s -> %s by %s (%s): %s", clean, changes[-1].from_state,
+                 changes[-1].to_state, actor or "?", action, note.strip())
+        return changes[-1]
+
+    def expire_due(self, now: datetime | None = None) -> list[StateChange]:
+        """Write the changes time alone has made (unreachable addresses whose time is up,
+        soft counts after the quiet period) and notify them: for a scheduled job. Reads
+        already show them (`AddressInfo.state`); this makes them recorded facts."""
+        now = now or datetime.now(UTC)
+        quiet = now - timedelta(days=self.policy.soft_reset_days)
+        with self._errors("expire address states"), self._write():
+            self.batch_storms = []
+            due = [row.address for row in AddressState.select(AddressState.address).where(
+                ((AddressState.state == State.UNREACHABLE)
+                 & (AddressState.suppressed_until.is_null()
+                    | (AddressState.suppressed_until <= now)))
+                | ((AddressState.state == State.SOFT_BOUNCING)
+                   & (AddressState.last_soft_at.is_null()
+                      | (AddressState.last_soft_at <= quiet))))]
+            rows = self._lock_states(due)
+            states: dict[str, SendState] = {}
+            made: list[StateChange] = []
+            for address, row in rows.items():
+                state, change = policy.expire(_send_state(row), self.policy, now)
+                if change is not None:
+                    states[address] = state
+                    made.append(_state_change(address, change, now, None))
+            self._save_states(states, rows, now)
+            changes = self._insert_transitions(made, actor="")
+            if changes:
+                self._plan_notifications([], changes, now)
+        return changes
+
     # -- internals ----------------------------------------------------------------------------
+
+    def _write_retrying(self, doing: str, work: Any) -> Any:
+        """`work()` in a write transaction; once more after a unique violation (another
+        writer recorded the same thing meanwhile: the second attempt finds its rows)."""
+        for attempt in (1, 2):
+            try:
+                with self._errors(doing), self._write():
+                    return work()
+            except LedgerError as err:
+                if attempt == 2 or not _is_unique_violation(err.__cause__):
+                    raise
+                log.warning("ledger: collided with another writer, retrying: %s", err)
+        raise AssertionError("unreachable")
+
+    def _record_reviews(self, items: Sequence[ReviewItem]) -> list[Recorded]:
+        now = datetime.now(UTC)
+        self.batch_storms = []
+        # The message rows the usual way, without events: those come from the verdict.
+        results = self._record([replace(item.message, report=_without_recipients(
+            item.message.report)) for item in items])
+        judged = {result.id: item for item, result in zip(items, results, strict=True)
+                  if result.created and item.message.report is not None
+                  and item.message.report.recipients}
+        if not judged:
+            return results
+        self._bulk_insert(Event, [row for pk, item in judged.items()
+                                  for row in _event_rows(pk, item.message.report, now)])
+        events = self._load_events(sorted(judged))
+        rows = self._lock_states(sorted({event.address for event in events}))
+        states = {address: _send_state(row) for address, row in rows.items()}
+        made: list[StateChange] = []
+        for event in events:
+            item = judged[event.message_pk]
+            note = f"filed in {item.folder}" if item.folder else ""
+            state, changes = review.judge(states.get(event.address, SendState()),
+                                          review.Verdict(item.verdict), self.policy, now, note)
+            states[event.address] = state
+            made.extend(_state_change(event.address, change, now,
+                                      event.id if change.cause == review.CAUSE else None)
+                        for change in changes)
+        self._save_states(states, rows, now)
+        changes = self._insert_transitions(made, actor="")
+        self._insert_outbox(notifications.plan(events, changes, [], self.notifications, now),
+                            now)
+        for change in changes:
+            log.info("address %s: %s -> %s (%s, %s)", change.address, change.from_state,
+                     change.to_state, change.reason, change.note or change.cause)
+        return results
+
+    def _record_reanalyses(self, items: Sequence[MessageItem], mailbox: str) -> list[Recorded]:
+        now = datetime.now(UTC)
+        places = sorted({mailbox} | {item.mailbox for item in items})
+        digests = sorted({digest for item in items if (digest := item.digest())})
+        by_sha: dict[str, list[Message]] = {}
+        for chunk in _chunks(digests):
+            query = (Message.select(*_SUMMARY)
+                     .where(Message.mailbox.in_(places) & Message.sha256.in_(chunk))
+                     .order_by(Message.id.desc()))
+            for row in query:
+                by_sha.setdefault(row.sha256, []).append(row)
+        results: list[Recorded | None] = []
+        updated: list[int] = []
+        new: list[MessageItem] = []
+        for item in items:
+            rows = by_sha.get(item.digest() or "", [])
+            open_rows = [row for row in rows if row.kind in (None, str(Kind.UNKNOWN))]
+            if open_rows and item.report is not None:
+                row = open_rows[0]
+                rows.remove(row)  # each stored row takes one new analysis
+                self._update_analysis(row.id, item, now)
+                updated.append(row.id)
+                results.append(_replace(
+                    _recorded(row), kind=str(item.report.kind), target_folder=item.target_folder,
+                    moved=False, moved_at=None, created=True,
+                    errors=tuple(self._message_row(item, now)["errors"])))
+            elif rows:
+                results.append(_recorded(rows[0]))
+            else:
+                new.append(item)
+                results.append(None)
+        if updated:
+            self._after_events(updated, now)  # the policy, then the notifications
+        inserted = iter(self._record(new)) if new else iter(())
+        return [result if result is not None else next(inserted) for result in results]
+
+    def _update_analysis(self, pk: int, item: MessageItem, now: datetime) -> None:
+        """A stored row takes a message's new analysis and its events (not yet their
+        consequences: the caller runs `_after_events` once for all)."""
+        values = self._message_row(item, now)
+        changes = {name: values[name] for name in ("kind", "analyzer", "analyzer_version",
+                                                   "feedback_type", "errors", "target_folder",
+                                                   "processed_at")}
+        if self.store_raw and item.raw is not None:
+            changes["raw"] = item.raw
+        Message.update(**changes, moved=False, moved_at=None).where(Message.id == pk).execute()
+        if item.report is not None:
+            self._bulk_insert(Event, _event_rows(pk, item.report, now))
 
     def _record(self, items: Sequence[MessageItem]) -> list[Recorded]:
         batch = self._look_up(items)
@@ -349,9 +779,12 @@ class Ledger:
                 errors=tuple(row["errors"]), created=True)
         return recorded
 
-    def _bulk_insert(self, model: type[peewee.Model], rows: list[dict[str, Any]]) -> None:
+    def _bulk_insert(self, model: type[peewee.Model], rows: list[dict[str, Any]],
+                     ignore_conflicts_on: str = "") -> None:
         """One prepared INSERT run for every row (`executemany`): building each row's SQL
-        with peewee costs more than the database's own work, 30 ms for a batch of 100."""
+        with peewee costs more than the database's own work, 30 ms for a batch of 100.
+        `ignore_conflicts_on`: a unique column; rows whose value is taken are skipped (ON
+        CONFLICT DO NOTHING: SQLite 3.24+ and PostgreSQL alike)."""
         if not rows:
             return
         fields = [column for column in model._meta.sorted_fields if not column.primary_key]
@@ -369,6 +802,8 @@ class Ledger:
         columns = ", ".join(quoted(column.column_name) for column in fields)
         marks = ", ".join([self.db.param] * len(fields))
         sql = f"INSERT INTO {quoted(model._meta.table_name)} ({columns}) VALUES ({marks})"
+        if ignore_conflicts_on:
+            sql += f" ON CONFLICT ({quoted(ignore_conflicts_on)}) DO NOTHING"
         pairs = list(zip(fields, names, strict=True))
         params = [tuple(column.db_value(row[name]) for column, name in pairs) for row in rows]
         with peewee.__exception_wrapper__:  # driver errors become peewee's, as elsewhere
@@ -398,16 +833,216 @@ class Ledger:
                     remote_mta=row.remote_mta, original_message_id=row.original_message_id,
                     original_from=row.original_from, sender_domain=row.sender_domain,
                     list_id=row.list_id, verp_recipient=row.verp_recipient,
-                    recipient_domain=row.recipient_domain, created_at=row.created_at))
+                    recipient_domain=row.recipient_domain, created_at=row.created_at,
+                    original_subject=row.original_subject, original_date=row.original_date,
+                    original_automatic=row.original_automatic))
         return records
 
     def _apply_policy(self, events: list[EventRecord], now: datetime) -> list[StateChange]:
-        """Update the send state of each event's address; return the changes made."""
-        return []
+        """Update the send state of each event's address; return the changes made.
+
+        1. Each event happened when its bounce reached the mailbox (the message's INTERNALDATE,
+           never later than `now`; `now` when unknown), so a backlog recorded at once is
+           counted as it happened, day by day.
+        2. Load the AddressState rows of the events' addresses (one query per 500; on
+           PostgreSQL FOR UPDATE, so that two writers never lose a count).
+        3. For each event, oldest first: policy.step (expiry first, then the event), at its
+           time. Events without an address change nothing.
+        4. Write the rows, and a Transition per change (linked to its event; expiries have
+           none). The StateChanges returned carry their transition_id; their `at` is the time
+           of the event that made them.
+        5. Storms (`_detect_storms`): the storms this batch opened are left in
+           `self.batch_storms` (list[StormAlert]) for `_plan_notifications` to announce
+           (storm.detected). It is reset at every call (and by manual_change and expire_due),
+           so it only ever holds this transaction's storms.
+        """
+        self.batch_storms = []
+        addressed = [event for event in events if event.address]
+        if not addressed:
+            return []
+        times = self._event_times(addressed, now)  # 1
+        rows = self._lock_states(sorted({event.address for event in addressed}))  # 2
+        states = {address: _send_state(row) for address, row in rows.items()}
+        made: list[StateChange] = []
+        for event in addressed:  # 3
+            at = times[event.message_pk]
+            state, changes = policy.step(states.get(event.address, SendState()), event,
+                                         self.policy, at)
+            states[event.address] = state
+            made.extend(_state_change(event.address, change, at,
+                                      event.id if change.cause == "event" else None)
+                        for change in changes)
+        self._save_states(states, rows, now)  # 4
+        recorded = self._insert_transitions(made, actor="")
+        self.batch_storms = self._detect_storms(addressed, times, now)  # 5
+        return recorded
+
+    def _explanation(self, row: Message) -> Explanation:
+        events = [_event_view(e) for e in
+                  _event_query().where(Event.message == row.id).order_by(Event.id).objects()]
+        transitions = []
+        if events:
+            query = (Transition.select().where(Transition.event.in_([e.id for e in events]))
+                     .order_by(Transition.id))
+            transitions = [_transition_view(t) for t in query]
+        raw = None if row.raw is None else bytes(row.raw)
+        return Explanation(
+            id=row.id, mailbox=row.mailbox, uidvalidity=row.uidvalidity, uid=row.uid,
+            message_id=row.message_id, kind=row.kind, analyzer=row.analyzer,
+            analyzer_version=row.analyzer_version, feedback_type=row.feedback_type,
+            target_folder=row.target_folder, processed_at=row.processed_at,
+            errors=tuple(row.errors or ()), events=tuple(events),
+            transitions=tuple(transitions), raw=raw)
+
+    def _event_times(self, events: Sequence[EventRecord], now: datetime) -> dict[int, datetime]:
+        """message pk -> when its bounce arrived (INTERNALDATE), at the latest `now`."""
+        pks = sorted({event.message_pk for event in events})
+        times = dict.fromkeys(pks, now)
+        for chunk in _chunks(pks):
+            query = (Message.select(Message.id, Message.internal_date)
+                     .where(Message.id.in_(chunk) & Message.internal_date.is_null(False))
+                     .tuples())
+            for pk, arrived in query:
+                times[pk] = min(arrived, now)
+        return times
+
+    def _lock_states(self, addresses: Sequence[str]) -> dict[str, AddressState]:
+        """The AddressState rows of these addresses, locked for this transaction."""
+        rows: dict[str, AddressState] = {}
+        for chunk in _chunks(addresses):
+            query = AddressState.select().where(AddressState.address.in_(chunk))
+            if isinstance(self.db, PostgresqlDatabase):
+                # Same order in every writer: no deadlock between two of them.
+                query = query.order_by(AddressState.address).for_update()
+            for row in query:
+                rows[row.address] = row
+        return rows
+
+    def _save_states(self, states: dict[str, SendState], rows: dict[str, AddressState],
+                     now: datetime) -> None:
+        """Update the rows that exist, insert the others (a new address inserted by another
+        writer meanwhile is a unique violation: record_batch then tries again)."""
+        new, changed = [], []
+        for address, state in states.items():
+            fields = _state_fields(state)
+            row = rows.get(address)
+            if row is None:
+                new.append({"address": address, **fields, "updated_at": now})
+            elif _state_fields(_send_state(row)) != fields:
+                changed.append({**fields, "updated_at": now, "id": row.id})
+        for chunk in _chunks(new):
+            self._bulk_insert(AddressState, list(chunk))
+        self._update_states(changed)
+
+    def _update_states(self, rows: list[dict[str, Any]]) -> None:
+        """One prepared UPDATE run for every row (`executemany`), as `_bulk_insert` does for
+        inserts: a statement built by peewee per address would cost more than the work."""
+        if not rows:
+            return
+        fields = [AddressState._meta.fields[name] for name in rows[0] if name != "id"]
+        open_quote, close_quote = self.db.quote
+        mark = self.db.param
+        sets = ", ".join(f"{open_quote}{f.column_name}{close_quote} = {mark}" for f in fields)
+        sql = (f"UPDATE {open_quote}{AddressState._meta.table_name}{close_quote} SET {sets} "
+               f"WHERE {open_quote}id{close_quote} = {mark}")
+        params = [(*(f.db_value(row[f.name]) for f in fields), row["id"]) for row in rows]
+        with peewee.__exception_wrapper__:
+            self.db.cursor().executemany(sql, params)
+
+    def _insert_transitions(self, changes: Sequence[StateChange],
+                            actor: str) -> list[StateChange]:
+        """Insert a Transition per change; the changes with their transition_id."""
+        done: list[StateChange] = []
+        for chunk in _chunks(changes):
+            rows = [{"address": c.address, "from_state": c.from_state, "to_state": c.to_state,
+                     "cause": c.cause, "reason": c.reason[:30], "event": c.event_id,
+                     "actor": actor[:100], "note": c.note, "created_at": c.at} for c in chunk]
+            # Ids are drawn in the order of the VALUES rows (SQLite's rowid, PostgreSQL's
+            # sequence); RETURNING's own order is not promised, so sort them.
+            ids = sorted(row.id for row in Transition.insert_many(rows)
+                         .returning(Transition.id).execute())
+            done.extend(replace(c, transition_id=pk) for c, pk in zip(chunk, ids, strict=True))
+        return done
+
+    def _detect_storms(self, events: Sequence[EventRecord], times: dict[int, datetime],
+                       now: datetime) -> list[StormAlert]:
+        """Open a Storm (log one warning) for each domain where refusals for at least
+        `storm_refusals` distinct addresses arrived within the storm window, unless a storm
+        there is still open (its last refusal within the window): that one is only extended.
+        Refusals older than the window (a backlog) make no storm."""
+        since = now - self.policy.storm_window
+        domains = sorted({event.recipient_domain for event in events
+                          if event.recipient_domain and policy.is_refusal(event)
+                          and times[event.message_pk] >= since})
+        alerts: list[StormAlert] = []
+        for domain in domains:
+            if isinstance(self.db, PostgresqlDatabase):
+                # Two writers refused at the same domain at once: one alert, not two.
+                self.db.execute_sql("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                                    (_STORM_LOCK_KEY, domain))
+            refused = self._recent_refusals(domain, since)
+            storm = (Storm.select().where((Storm.domain == domain) & (Storm.last_at >= since))
+                     .order_by(Storm.id.desc()).first())
+            reasons = sorted(set(refused.values()))
+            if storm is not None:
+                (Storm.update(last_at=now, refusals=max(storm.refusals, len(refused)),
+                              reasons=sorted(set(storm.reasons) | set(reasons)))
+                 .where(Storm.id == storm.id).execute())
+                continue
+            if len(refused) < self.policy.storm_refusals:
+                continue
+            pk = Storm.insert(domain=domain, started_at=now, last_at=now,
+                              refusals=len(refused), reasons=reasons).execute()
+            log.warning("storm: %d addresses at %s refused within %g minutes (%s): the "
+                        "message or the sending is refused, no address is suppressed",
+                        len(refused), domain, self.policy.storm_window_minutes,
+                        ", ".join(reasons))
+            alerts.append(StormAlert(id=pk, domain=domain, started_at=now,
+                                     refusals=len(refused), reasons=tuple(reasons),
+                                     addresses=tuple(sorted(refused)[:_STORM_SAMPLE])))
+        return alerts
+
+    def _recent_refusals(self, domain: str, since: datetime) -> dict[str, str]:
+        """address -> reason of the refusals at `domain` that arrived since `since`."""
+        query = (Event.select(Event.address, Event.reason).join(Message)
+                 .where((Event.recipient_domain == domain) & (Event.created_at >= since)
+                        & (Message.internal_date.is_null() | (Message.internal_date >= since))
+                        & Event.reason.in_(sorted(policy.REFUSAL_REASONS))
+                        & (Event.action == "failed") & (Event.kind == "bounce"))
+                 .order_by(Event.id).tuples())
+        return dict(query)
 
     def _plan_notifications(self, events: list[EventRecord], changes: list[StateChange],
                             now: datetime) -> None:
-        """Write the outbox rows (webhooks, DSNs to senders) these facts call for."""
+        """Write the outbox rows (webhooks, DSNs to senders) these facts call for, in the
+        caller's transaction, so a notification exists exactly when its fact is committed.
+
+        `events`: the events just recorded (may be empty: a manual change, an expiry);
+        `changes`: the state changes made; the storms opened come from `self.batch_storms`
+        (set by `_apply_policy`, reset by every writer that calls this). Webhook rows come
+        from the pure `notifications.plan`, DSN rows from `_plan_dsn`. A row whose
+        dedupe_key is already taken (the same fact planned before) is skipped.
+        """
+        rows = notifications.plan(events, changes, self.batch_storms, self.notifications, now)
+        rows.extend(self._plan_dsn(events, now))
+        self._insert_outbox(rows, now)
+
+    def _plan_dsn(self, events: list[EventRecord], now: datetime) -> list[OutboxRow]:
+        """The "dsn" channel's rows (delivery reports back to original senders): the DSN
+        part's planner goes here, returning OutboxRows (channel "dsn", its dedupe_key one per
+        original message and recipient); `_plan_notifications` writes them."""
+        from .dsn_planning import plan_dsn  # pure; [dsn] is read from the whole Settings
+
+        return plan_dsn(events, getattr(self.notifications, "dsn", None), now)
+
+    def _insert_outbox(self, rows: Sequence[OutboxRow], now: datetime) -> None:
+        """Write outbox rows, pending and due at once; a taken dedupe_key is skipped."""
+        self._bulk_insert(models.Outbox, [
+            {"channel": row.channel, "event_type": row.event_type, "target": row.target,
+             "payload": row.payload, "dedupe_key": row.dedupe_key, "status": PENDING,
+             "attempts": 0, "next_attempt_at": now, "last_error": "", "created_at": now,
+             "delivered_at": None}
+            for row in rows], ignore_conflicts_on="dedupe_key")
 
     def _message_row(self, item: MessageItem, now: datetime) -> dict[str, Any]:
         report = item.report
@@ -449,6 +1084,132 @@ class Ledger:
             raise LedgerError(f"cannot {doing}: {_describe(err)}") from err
 
 
+# Outbox row statuses.
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """An outbox row: a notification to deliver, and how its delivery went."""
+
+    id: int
+    channel: str  # webhook, dsn
+    event_type: str
+    target: str
+    payload: dict[str, Any]
+    dedupe_key: str
+    status: str  # pending, delivered, failed (gave up)
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str
+    created_at: datetime
+    delivered_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: _plain(getattr(self, name)) for name in self.__slots__}
+
+
+class OutboxQueue:
+    """The outbox as the delivery job and people see it (`ledger.outbox`). Rows are written
+    by `Ledger._plan_notifications`, in the transaction of the fact they report."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def due(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        """Pending rows whose time has come, the longest waiting first (reads only)."""
+        with self._ledger._errors("read the outbox"):
+            return [_outbox_item(row) for row in self._due_query(now, limit)]
+
+    def claim(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
+        """Take up to `limit` due rows for one delivery attempt each: they are not due again
+        (to this or any other process) for `lease`, unless marked before. On PostgreSQL rows
+        another transaction is claiming are skipped (FOR UPDATE SKIP LOCKED); SQLite's
+        claims queue on its write lock."""
+        ledger = self._ledger
+        with ledger._errors("claim outbox rows"), ledger._write():
+            query = self._due_query(now, limit)
+            if isinstance(ledger.db, PostgresqlDatabase):
+                query = query.for_update("FOR UPDATE SKIP LOCKED")
+            items = [_outbox_item(row) for row in query]
+            if items:
+                (models.Outbox.update(next_attempt_at=now + lease)
+                 .where(models.Outbox.id.in_([item.id for item in items])).execute())
+        return items
+
+    def mark_delivered(self, ident: int, at: datetime, attempts: int | None = None) -> None:
+        """The row was delivered (`attempts`: counting this one)."""
+        changes: dict[Any, Any] = {models.Outbox.status: DELIVERED,
+                                   models.Outbox.delivered_at: at,
+                                   models.Outbox.last_error: ""}
+        if attempts is not None:
+            changes[models.Outbox.attempts] = attempts
+        with self._ledger._errors("mark an outbox row delivered"), self._ledger._write():
+            models.Outbox.update(changes).where(models.Outbox.id == ident).execute()
+
+    def mark_failed(self, ident: int, *, attempts: int, next_attempt_at: datetime,
+                    error: str, give_up: bool) -> None:
+        """An attempt failed: try again at next_attempt_at, or, give_up, never (status
+        failed, until `retry`)."""
+        with self._ledger._errors("mark an outbox row failed"), self._ledger._write():
+            (models.Outbox.update(status=FAILED if give_up else PENDING, attempts=attempts,
+                                  next_attempt_at=next_attempt_at, last_error=error)
+             .where(models.Outbox.id == ident).execute())
+
+    def list(self, status: str | Iterable[str] | None = None,
+             limit: int | None = None) -> list[OutboxItem]:
+        """Rows in these statuses (all when None), oldest first."""
+        query = models.Outbox.select().order_by(models.Outbox.id)
+        if status is not None:
+            wanted = [status] if isinstance(status, str) else sorted(set(status))
+            query = query.where(models.Outbox.status.in_(wanted))
+        if limit is not None:
+            query = query.limit(limit)
+        with self._ledger._errors("read the outbox"):
+            return [_outbox_item(row) for row in query]
+
+    def counts(self) -> dict[str, int]:
+        """How many rows per status."""
+        query = (models.Outbox.select(models.Outbox.status, peewee.fn.COUNT(models.Outbox.id))
+                 .group_by(models.Outbox.status).tuples())
+        with self._ledger._errors("count the outbox"):
+            return dict(query)
+
+    def retry(self, ids: Iterable[int] = (), *, all_failed: bool = False,
+              now: datetime | None = None) -> int:
+        """Make rows due now with a fresh count of attempts: these ids (pending or failed;
+        a delivered row stays delivered) and, with all_failed, every failed row. Returns how
+        many rows were changed."""
+        now = now or datetime.now(UTC)
+        Outbox = models.Outbox
+        wanted = None
+        if all_failed:
+            wanted = Outbox.status == FAILED
+        ids = sorted(set(ids))
+        if ids:  # a person's list: a few ids
+            named = Outbox.id.in_(ids) & (Outbox.status != DELIVERED)
+            wanted = named if wanted is None else (wanted | named)
+        if wanted is None:
+            return 0
+        with self._ledger._errors("retry outbox rows"), self._ledger._write():
+            return (Outbox.update(status=PENDING, attempts=0, next_attempt_at=now)
+                    .where(wanted).execute())
+
+    def _due_query(self, now: datetime, limit: int) -> peewee.ModelSelect:
+        return (models.Outbox.select()
+                .where((models.Outbox.status == PENDING)
+                       & (models.Outbox.next_attempt_at <= now))
+                .order_by(models.Outbox.next_attempt_at, models.Outbox.id).limit(limit))
+
+
+def _outbox_item(row: models.Outbox) -> OutboxItem:
+    return OutboxItem(id=row.id, channel=row.channel, event_type=row.event_type,
+                      target=row.target, payload=row.payload, dedupe_key=row.dedupe_key,
+                      status=row.status, attempts=row.attempts,
+                      next_attempt_at=row.next_attempt_at, last_error=row.last_error,
+                      created_at=row.created_at, delivered_at=row.delivered_at)
+
+
 _SUMMARY = (Message.id, Message.mailbox, Message.uidvalidity, Message.uid, Message.sha256,
             Message.message_id, Message.kind, Message.target_folder, Message.moved,
             Message.moved_at, Message.errors)
@@ -463,6 +1224,76 @@ def _recorded(row: Message) -> Recorded:
 
 def _replace(recorded: Recorded, **changes: Any) -> Recorded:
     return replace(recorded, **changes)
+
+
+# -- send state helpers -----------------------------------------------------------------------
+
+_STORM_SAMPLE = 100  # refused addresses named in a storm alert, at most
+# pg_advisory_xact_lock(key1, key2): key1 says "imap-bouncer storm", key2 is the domain.
+_STORM_LOCK_KEY = 0x1B0B_0002
+_STATE_FIELDS = ("soft_count", "soft_since", "last_soft_at", "hard_count", "first_hard_at",
+                 "last_event_at", "suppressed_until", "reason", "note")
+
+
+def _send_state(row: AddressState) -> SendState:
+    return SendState(state=State(row.state), **{name: getattr(row, name)
+                                                for name in _STATE_FIELDS})
+
+
+def _state_fields(state: SendState) -> dict[str, Any]:
+    return {"state": str(state.state), **{name: getattr(state, name) for name in _STATE_FIELDS}}
+
+
+def _state_change(address: str, change: policy.Change, at: datetime,
+                  event_id: int | None) -> StateChange:
+    return StateChange(address=address, from_state=str(change.from_state),
+                       to_state=str(change.to_state), cause=change.cause, reason=change.reason,
+                       at=at, event_id=event_id, note=change.note)
+
+
+def _info(row: AddressState, now: datetime, rules: Policy) -> AddressInfo:
+    stored = _send_state(row)
+    state, _ = policy.expire(stored, rules, now)
+    return AddressInfo(
+        address=row.address, state=str(state.state), stored_state=str(stored.state),
+        suppressed=state.suppressed, soft_count=state.soft_count, soft_since=state.soft_since,
+        last_soft_at=state.last_soft_at, hard_count=state.hard_count,
+        first_hard_at=state.first_hard_at, last_event_at=state.last_event_at,
+        suppressed_until=state.suppressed_until, reason=state.reason, note=state.note,
+        updated_at=row.updated_at)
+
+
+def _event_query() -> peewee.ModelSelect:
+    return Event.select(Event, Message.mailbox, Message.message_id.alias("bounce_id"),
+                        Message.analyzer).join(Message)
+
+
+def _event_view(row: Any) -> EventView:
+    return EventView(
+        id=row.id, message_pk=row.message_id, mailbox=row.mailbox,
+        bounce_message_id=row.bounce_id, analyzer=row.analyzer, kind=row.kind,
+        address=row.address, action=row.action, status=row.status, smtp_code=row.smtp_code,
+        reason=row.reason, permanent=bool(row.permanent), diagnostic=row.diagnostic,
+        remote_mta=row.remote_mta, evidence=row.evidence,
+        original_message_id=row.original_message_id, original_from=row.original_from,
+        sender_domain=row.sender_domain, list_id=row.list_id,
+        recipient_domain=row.recipient_domain, created_at=row.created_at)
+
+
+def _transition_view(row: Transition) -> TransitionView:
+    return TransitionView(id=row.id, address=row.address, from_state=row.from_state,
+                          to_state=row.to_state, cause=row.cause, reason=row.reason,
+                          event_id=row.event_id, actor=row.actor, note=row.note,
+                          created_at=row.created_at)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready value: datetimes as ISO 8601, tuples as lists."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _event_rows(message_pk: int, report: Report, now: datetime) -> list[dict[str, Any]]:
@@ -489,9 +1320,16 @@ def _event_rows(message_pk: int, report: Report, now: datetime) -> list[dict[str
             "verp_recipient": original.verp_recipient,
             "created_at": now,
             "recipient_domain": recipient.address.rpartition("@")[2],
+            "original_subject": original.subject,
+            "original_date": original.date,
+            "original_automatic": original.automatic,
         }
         for recipient in report.recipients
     ]
+
+
+def _without_recipients(report: Report | None) -> Report | None:
+    return None if report is None else replace(report, recipients=[])
 
 
 def _is_unique_violation(err: BaseException | None) -> bool:
@@ -512,4 +1350,6 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
-__all__ = ["Ledger", "LedgerError", "MessageItem", "Recorded"]
+__all__ = ["AddressInfo", "EventView", "Explanation", "Ledger", "LedgerError", "MessageItem",
+           "OutboxItem", "OutboxQueue", "Recorded", "ReviewItem", "StateChange", "StormAlert",
+           "TransitionView"]

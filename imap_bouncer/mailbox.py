@@ -272,6 +272,11 @@ class Mailbox:
             return joined
         return self.prefix + joined
 
+    def folder_exists(self, name: str) -> bool:
+        full = self.folder(name)
+        with self._errors(f"looking up folder {full!r}"):
+            return self._require_client().folder_exists(full)
+
     def ensure_folders(self, names: Iterable[str], *, dry_run: bool = False) -> list[str]:
         """Create the folders that don't exist (and subscribe them); return their full names.
 
@@ -317,6 +322,7 @@ class Mailbox:
         if not isinstance(uidvalidity, int):
             raise MailboxError(f"{self.host} sent no UIDVALIDITY for {full!r}")
         self.selected, self.uidvalidity = full, uidvalidity
+        self._announced_mail()  # SELECT's own EXISTS is no news
         log.debug("selected %s: UIDVALIDITY %s, %s messages", full, uidvalidity,
                   response.get(b"EXISTS"))
         return uidvalidity
@@ -383,28 +389,36 @@ class Mailbox:
         if not uids:
             return
         client = self._require_selected()
-        caps = self._require_capabilities()
+        how = self.move_method()
         target = self.folder(folder)
         uids = sorted(set(uids))
-        if not (caps.move or caps.uidplus or self.allow_plain_expunge):
-            raise CapabilityError(
-                f"{self.host} offers neither MOVE nor UIDPLUS, so moved messages could only be "
-                "removed with a plain EXPUNGE, which also removes messages other clients "
-                "marked \\Deleted; allow that explicitly (allow_plain_expunge) to go on")
         with self._errors(f"moving UIDs {_uid_text(uids)} from {self.selected} to {target}"):
-            if caps.move:
+            if how == "MOVE":
                 client.move(uids, target)
-                how = "MOVE"
             else:
                 client.copy(uids, target)
                 client.add_flags(uids, [imapclient.DELETED], silent=True)
-                if caps.uidplus:
+                if how == "COPY + UID EXPUNGE":
                     client.uid_expunge(uids)
-                    how = "COPY + UID EXPUNGE"
                 else:
                     client.expunge()
-                    how = "COPY + EXPUNGE"
         log.info("moved UIDs %s from %s to %s (%s)", _uid_text(uids), self.selected, target, how)
+
+    def move_method(self) -> str:
+        """How `move` moves: "MOVE", "COPY + UID EXPUNGE" or "COPY + EXPUNGE"; CapabilityError
+        when it may not. Ask before recording anything, so that a refusal leaves nothing
+        recorded and waiting for a move that can't happen."""
+        caps = self._require_capabilities()
+        if caps.move:
+            return "MOVE"
+        if caps.uidplus:
+            return "COPY + UID EXPUNGE"
+        if self.allow_plain_expunge:
+            return "COPY + EXPUNGE"
+        raise CapabilityError(
+            f"{self.host} offers neither MOVE nor UIDPLUS, so moved messages could only be "
+            "removed with a plain EXPUNGE, which also removes messages other clients "
+            "marked \\Deleted; allow that explicitly (allow_plain_expunge) to go on")
 
     # -- waiting for mail --------------------------------------------------------------------
 
@@ -470,11 +484,14 @@ class Mailbox:
 
         Returns True when the folder changed (new, flagged or expunged mail), False on timeout;
         either way the connection is back out of IDLE and ready for commands. Keep-alives
-        ("OK Still here") don't end the wait. Mail that arrived before the call is not
-        reported: search first, then wait. `should_stop` is asked every second, so a
-        shutdown never waits for the server.
+        ("OK Still here") don't end the wait. Mail the server announced since the last
+        select, in a reply to another command (it arrived during a pass), counts as a change
+        at once: the server will not announce it again. `should_stop` is asked every second,
+        so a shutdown never waits for the server.
         """
         deadline = time.monotonic() + min(timeout, MAX_IDLE_SECONDS)
+        if self._announced_mail():
+            return True
         self.idle_start()
         changed = False
         try:
@@ -506,6 +523,14 @@ class Mailbox:
         if self.capabilities is None:
             raise MailboxError("not logged in")
         return self.capabilities
+
+    def _announced_mail(self) -> bool:
+        """Whether an EXISTS came with the replies to our commands since the last look (and
+        forget it). imaplib keeps such unsolicited responses aside; nobody else reads them."""
+        client = self._client
+        if client is None:
+            return False
+        return bool(client._imap.untagged_responses.pop("EXISTS", None))
 
     def _drop(self) -> None:
         """Forget a dead connection so later calls fail fast instead of spinning."""

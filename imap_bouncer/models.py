@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 DB = DatabaseProxy()
 
 SQLITE_BUSY_TIMEOUT = 10.0  # seconds a writer waits for another one's lock
+POSTGRES_CONNECT_TIMEOUT = 10  # seconds
 SQLITE_PRAGMAS = (
     ("journal_mode", "wal"),  # readers do not block the writer, nor it them
     ("foreign_keys", 1),
@@ -153,6 +156,10 @@ class Event(BaseModel):
     verp_recipient = TextField(default="")
     created_at = UTCDateTimeField()
     recipient_domain = CharField(max_length=255, default="")  # the address's domain
+    # More of the original, for the delivery report to its sender (handlers/dsn.py).
+    original_subject = TextField(default="")
+    original_date = TextField(default="")  # its Date header, as written
+    original_automatic = TextField(default="")  # report.Original.automatic: never report on it
 
     class Meta:
         table_name = "event"
@@ -255,6 +262,27 @@ MODELS: tuple[type[Model], ...] = (Message, Event, AddressState, Transition, Sto
 # -- connecting -------------------------------------------------------------------------------
 
 
+class PatientSqliteDatabase(SqliteDatabase):
+    """SQLite whose connections wait for the lock while setting their pragmas, too.
+
+    Switching a new database to WAL needs SQLite's exclusive lock, and SQLite answers
+    "database is locked" at once, without its busy timeout, to a connection that asks while
+    another holds it: several processes starting together (an upgrade, a pipe and the
+    service) would fail at random.
+    """
+
+    def _set_pragmas(self, conn: Any) -> None:
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+        while True:
+            try:
+                super()._set_pragmas(conn)
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+
 def connect(url: str, **params: Any) -> Database:
     """A peewee Database for a sqlite:/// or postgresql:// URL (not yet connected).
 
@@ -267,8 +295,18 @@ def connect(url: str, **params: Any) -> Database:
     elif scheme in ("postgres", "postgresql"):
         params.setdefault("prefer_psycopg3", True)
         params.setdefault("application_name", "imap-bouncer")
+        # A server that hangs instead of refusing must not hold a pass (or an MTA's pipe)
+        # for minutes: give up and retry later, as for any database fault.
+        if "connect_timeout" not in url:
+            params.setdefault("connect_timeout", POSTGRES_CONNECT_TIMEOUT)
     else:
         raise SchemaError("database URL must start with sqlite:/// or postgresql://")
+    if scheme == "sqlite":
+        parsed = db_url.parse(url)
+        database = parsed.pop("database", "")
+        if not database:
+            raise SchemaError("the database URL names no database")
+        return PatientSqliteDatabase(database, **{**parsed, **params})
     try:
         return db_url.connect(url, unquote_password=True, unquote_user=True, **params)
     except ValueError:
@@ -443,10 +481,19 @@ def _m2_send_state(db: Database, migrator: SchemaMigrator) -> None:
     )
 
 
+def _m3_event_original(db: Database, migrator: SchemaMigrator) -> None:
+    migrator.migrate(
+        migrator.add_column("event", "original_subject", TextField(default="")),
+        migrator.add_column("event", "original_date", TextField(default="")),
+        migrator.add_column("event", "original_automatic", TextField(default="")),
+    )
+
+
 Migration = Callable[[Database, SchemaMigrator], None]
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "message and event tables", _m1_initial),
     (2, "address send state, transitions, storms, outbox", _m2_send_state),
+    (3, "event: the original's subject, date and automatic mark", _m3_event_original),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -121,6 +121,9 @@ class Original:
     list_id: str = ""
     verp_recipient: str = ""  # decoded from the VERP address the bounce was sent to
     envelope_recipient: str = ""  # the bounce's own envelope recipient (Delivered-To & co.)
+    # The original's own header that marks it as automatic (e.g. "Auto-Submitted:
+    # auto-generated", "Precedence: bulk"), "" when none does: nothing is ever sent about it.
+    automatic: str = ""
 
     def to_dict(self) -> dict[str, str]:
         return {
@@ -132,6 +135,7 @@ class Original:
             "list_id": self.list_id,
             "verp_recipient": self.verp_recipient,
             "envelope_recipient": self.envelope_recipient,
+            "automatic": self.automatic,
         }
 
 

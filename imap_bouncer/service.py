@@ -33,11 +33,12 @@ from datetime import UTC, date, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from . import analysis
-from .ledger import Ledger, LedgerError, MessageItem, Recorded
-from .mailbox import FetchedMessage, Mailbox, MailboxError
+from . import analysis, review
+from .handlers.outbox import OutboxJob
+from .ledger import Ledger, LedgerError, MessageItem, Recorded, ReviewItem
+from .mailbox import ConnectError, DisconnectedError, FetchedMessage, Mailbox, MailboxError
 from .report import Kind, Report
-from .settings import ImapSettings
+from .settings import ImapSettings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 300.0
 # Recorded messages are moved in UID sets of about this size (and at the end of a pass).
 MOVE_AT_ONCE = 1000
+# How often the states that time alone changes (unreachable addresses expiring) are written.
+UPKEEP_MINUTES = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ class PassSummary:
     only_moved: int = 0
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    reviewed: Counter[str] = field(default_factory=Counter)  # verdict -> messages filed
 
     def add(self, outcome: Outcome) -> None:
         self.by_folder[outcome.folder] += 1
@@ -171,6 +175,11 @@ class AnalysisPool:
         if workers > 0:
             self._executor = ProcessPoolExecutor(
                 max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+            # Start the workers now, not with the first message: starting one (a new
+            # interpreter importing the analyzers) takes a second or more, which the first
+            # bounce after `run` starts would otherwise wait for.
+            for _ in range(workers):
+                self._executor.submit(analysis.analyze_many, [], options)
 
     def submit(self, raws: list[bytes]) -> Future:
         if self._executor is not None and raws:
@@ -252,7 +261,7 @@ class MailboxService:
     @property
     def target_folders(self) -> list[str]:
         f = self.settings.folders
-        return [f.processed, f.unknown, f.error]
+        return [f.processed, f.unknown, f.error, *(folder for _verdict, folder in f.reviews)]
 
     # -- one pass ------------------------------------------------------------------------------
 
@@ -260,10 +269,15 @@ class MailboxService:
                  stop: threading.Event | None = None,
                  progress: Callable[[int, int], None] | None = None,
                  show: Callable[[Outcome], None] | None = None) -> PassSummary:
-        """Process what is in the source folder now. Raises MailboxError or LedgerError when
+        """Process what is in the source folder now (first, unless a dry run: the verdicts
+        people left in the review folders, `review`). Raises MailboxError or LedgerError when
         the pass cannot go on; what was recorded and moved before that stays done."""
         started = time.monotonic()
         summary = PassSummary(self.name)
+        if not options.dry_run:
+            mailbox.move_method()  # a server we may not move on is refused before any record
+            if self.ledger is not None:
+                self.review(mailbox, summary, stop)  # before the source folder: IDLE waits there
         uidvalidity = mailbox.select(self.settings.source_folder)
         uids = mailbox.search_uids(unseen=not options.include_seen, since=options.since)
         if options.limit is not None:
@@ -396,10 +410,158 @@ class MailboxService:
         return MessageItem(
             mailbox=self.name, uidvalidity=uidvalidity, uid=message.uid,
             target_folder=outcome.folder, raw=message.raw, report=report,
-            errors=tuple(outcome.errors), message_id=outcome.message_id,
+            # The report's own errors are recorded with the report; these are the others.
+            errors=tuple(e for e in outcome.errors if report is None or e not in report.errors),
+            message_id=outcome.message_id,
             internal_date=_aware(message.internaldate), received_at=datetime.now(UTC),
             analyzer_version=analysis.ANALYZER_VERSION, sha256=digests[message.uid],
             size=message.size)
+
+    # -- review folders and reprocess: other folders than the source ---------------------------
+
+    def place(self, folder: str) -> str:
+        """The mailbox name of the messages recorded from `folder`: see `folder_place`."""
+        return folder_place(self.name, folder)
+
+    def review(self, mailbox: Mailbox, summary: PassSummary | None = None,
+               stop: threading.Event | None = None) -> Counter[str]:
+        """Record the verdicts of the messages people filed in the review folders, then file
+        them in processed (in error: a hard or soft verdict on a message naming no address).
+        Returns how many were filed per verdict.
+
+        Like a pass: recorded (ledger.record_review, one transaction per batch) before moved,
+        and a message recorded but not moved (a pass cut short) is only moved next time. A
+        review folder that cannot be selected is skipped with a warning: the source folder's
+        pass never waits for the review folders.
+        """
+        assert self.ledger is not None
+        filed: Counter[str] = Counter()
+        for verdict, folder in self.settings.folders.reviews:
+            try:
+                uidvalidity = mailbox.select(folder)
+            except (DisconnectedError, ConnectError):
+                raise
+            except MailboxError as err:
+                log.warning("%s: review folder %s skipped: %s", self.name, folder, err)
+                continue
+            place = self.place(folder)
+            uids = mailbox.search_uids(unseen=False)
+            size = self.settings.batch_size
+            for start in range(0, len(uids), size):
+                if stop is not None and stop.is_set():
+                    return filed
+                batch = uids[start:start + size]
+                recorded = self.ledger.find_recorded(place, uidvalidity, batch)
+                fetched = mailbox.fetch([uid for uid in batch if uid not in recorded],
+                                        size_cap=self.settings.max_message_size)
+                reports = self.analysis.result(
+                    self.analysis.submit([message.raw for message in fetched]), fetched)
+                items = [self._review_item(message, report, review.Verdict(verdict), folder,
+                                           place, uidvalidity)
+                         for message, report in zip(fetched, reports, strict=True)]
+                results = self.ledger.record_review(items)
+                targets: dict[str, list[int]] = {}
+                for uid, known in recorded.items():
+                    targets.setdefault(known.target_folder, []).append(uid)
+                for item, result in zip(items, results, strict=True):
+                    targets.setdefault(result.target_folder, []).append(item.message.uid)
+                    if summary is not None and result.created:
+                        for error in item.message.errors:
+                            summary.errors.append(f"{folder} UID {item.message.uid} "
+                                                  f"{item.message.message_id}: {error}")
+                for target, target_uids in targets.items():
+                    mailbox.move(target_uids, target)
+                    self.ledger.mark_moved(place, uidvalidity, target_uids)
+                filed[verdict] += len(recorded) + len(items)
+            if uids:
+                log.info("%s: %d message(s) reviewed in %s (%s)", self.name, len(uids),
+                         folder, verdict)
+        if summary is not None:
+            summary.reviewed.update(filed)
+        return filed
+
+    def _review_item(self, message: FetchedMessage, report: Report, verdict: review.Verdict,
+                     folder: str, place: str, uidvalidity: int) -> ReviewItem:
+        found = review.addresses(report)
+        errors = _size_errors(message)
+        target = self.settings.folders.processed
+        if not found and verdict is not review.Verdict.IGNORE:
+            errors.append(f"filed in {folder}, but it names no address (no recipient, no "
+                          "VERP address): no verdict recorded")
+            target = self.settings.folders.error
+            log.warning("%s %s UID %s %s: names no address; filed in %s", self.name, folder,
+                        message.uid, report.message_id or "(no Message-ID)", target)
+        return ReviewItem(
+            MessageItem(
+                mailbox=place, uidvalidity=uidvalidity, uid=message.uid, target_folder=target,
+                raw=message.raw, report=review.verdict_report(report, verdict, found, folder),
+                errors=tuple(errors), message_id=report.message_id,
+                internal_date=_aware(message.internaldate), received_at=datetime.now(UTC),
+                analyzer_version=analysis.ANALYZER_VERSION,
+                sha256=hashlib.sha256(message.raw).hexdigest(), size=message.size),
+            verdict=str(verdict), folder=folder)
+
+    def reprocess(self, mailbox: Mailbox, folder: str, *, dry_run: bool = False,
+                  show: Callable[[Reanalysis], None] | None = None) -> list[Reanalysis]:
+        """Analyze the messages in `folder` again. Those recognised now (kind not unknown)
+        are recorded (ledger.record_reanalysis: the row of their bytes takes the new analysis
+        and its events) and filed in processed; the others stay. dry_run: analyze and show,
+        no writes, no moves. Recorded before moved, like a pass."""
+        if not dry_run:
+            mailbox.move_method()
+        uidvalidity = mailbox.select(folder)
+        uids = mailbox.search_uids(unseen=False)
+        place = self.place(folder)
+        processed = self.settings.folders.processed
+        seen: list[Reanalysis] = []
+        size = self.settings.batch_size
+        for start in range(0, len(uids), size):
+            fetched = mailbox.fetch(uids[start:start + size],
+                                    size_cap=self.settings.max_message_size)
+            reports = self.analysis.result(
+                self.analysis.submit([message.raw for message in fetched]), fetched)
+            digests = {m.uid: hashlib.sha256(m.raw).hexdigest() for m in fetched}
+            known: dict[str, Recorded] = {}
+            if self.ledger is not None:
+                for name in (place, self.name):  # the mailbox's own rows win
+                    known.update(self.ledger.find_by_sha256(name, digests.values()))
+            items: list[MessageItem] = []
+            batch: list[Reanalysis] = []
+            for message, report in zip(fetched, reports, strict=True):
+                earlier = known.get(digests[message.uid])
+                entry = Reanalysis(
+                    uid=message.uid, message_id=report.message_id,
+                    old_kind=(earlier.kind or "not analyzed") if earlier else None,
+                    new_kind=str(report.kind),
+                    recipients=tuple(r.address or "(unknown)" for r in report.recipients))
+                batch.append(entry)
+                if report.kind is Kind.UNKNOWN:
+                    continue
+                items.append(MessageItem(
+                    mailbox=place, uidvalidity=uidvalidity, uid=message.uid,
+                    target_folder=processed, raw=message.raw, report=report,
+                    errors=tuple(_size_errors(message)), message_id=report.message_id,
+                    internal_date=_aware(message.internaldate), received_at=datetime.now(UTC),
+                    analyzer_version=analysis.ANALYZER_VERSION, sha256=digests[message.uid],
+                    size=message.size))
+            if items and not dry_run and self.ledger is not None:
+                results = self.ledger.record_reanalysis(items, self.name)
+                by_uid = {item.uid: result for item, result in zip(items, results, strict=True)}
+                for entry in batch:
+                    result = by_uid.get(entry.uid)
+                    if result is not None:
+                        entry.filed, entry.recorded = processed, result.created
+                mailbox.move(sorted(by_uid), processed)
+                self.ledger.mark_moved_ids(result.id for result in results)
+            for entry in batch:
+                if show is not None:
+                    show(entry)
+            seen.extend(batch)
+        if uids:
+            log.info("%s: %d message(s) in %s analyzed again, %d recognised%s", self.name,
+                     len(uids), folder, sum(e.new_kind != Kind.UNKNOWN for e in seen),
+                     " (dry run)" if dry_run else "")
+        return seen
 
     # -- the long-running loop -----------------------------------------------------------------
 
@@ -428,7 +590,12 @@ class MailboxService:
                         mailbox.wait_for_changes(self.settings.idle_renew, should_stop=stop.is_set)
                         if not stop.is_set():
                             self.run_pass(mailbox, stop=stop)
-            except (MailboxError, LedgerError) as err:
+            except (MailboxError, LedgerError, SettingsError) as err:
+                self._wait_after_fault(err, backoff, stop)
+            except Exception as err:
+                # A bug, not a fault outside: said loudly, and retried like one, because a
+                # dead thread would leave the process running and the mailbox unserved.
+                log.exception("%s: unexpected error", self.name)
                 self._wait_after_fault(err, backoff, stop)
         log.info("%s: stopped", self.name)
 
@@ -445,7 +612,7 @@ class MailboxService:
         try:
             with self.connected() as mailbox:
                 self.run_pass(mailbox, stop=stop)
-        except (MailboxError, LedgerError) as err:
+        except (MailboxError, LedgerError, SettingsError) as err:
             log.warning("%s: %s; nothing more was moved; next try in %g s", self.name,
                         _fault(err), self.settings.poll_interval)
 
@@ -456,8 +623,48 @@ class MailboxService:
         stop.wait(delay)
 
 
+@dataclass(slots=True)
+class Reanalysis:
+    """One message of a reprocessed folder: what it was recorded as, what it is now."""
+
+    uid: int
+    message_id: str
+    old_kind: str | None  # None: its bytes were never recorded in this mailbox
+    new_kind: str
+    recipients: tuple[str, ...]
+    filed: str | None = None  # the folder it was filed in (None: it stays)
+    recorded: bool = False  # the new analysis was recorded now (False: only moved)
+
+
+def folder_place(name: str, folder: str) -> str:
+    """The mailbox name (`Message.mailbox`) of messages recorded from a folder other than the
+    source folder (review folders, reprocess): "<mailbox>#<folder>". A folder's UIDs are
+    its own, and a server may give two folders one UIDVALIDITY, so two folders' messages must
+    never share a name. Names too long for the column end in a digest of the folder's."""
+    place = f"{name}#{folder}"
+    if len(place) <= 100:
+        return place
+    return f"{name[:70]}#{hashlib.sha256(place.encode()).hexdigest()[:29]}"
+
+
+def _size_errors(message: FetchedMessage) -> list[str]:
+    if not message.truncated:
+        return []
+    return [f"larger than max_message_size: analyzed from the first {len(message.raw)} of "
+            f"{message.size} bytes"]
+
+
 def _fault(err: Exception) -> str:
-    what = "database unavailable" if isinstance(err, LedgerError) else "IMAP connection lost"
+    if isinstance(err, LedgerError):
+        what = "database unavailable"
+    elif isinstance(err, DisconnectedError | ConnectError):
+        what = "IMAP connection lost"
+    elif isinstance(err, MailboxError):
+        what = "IMAP error"
+    elif isinstance(err, SettingsError):
+        what = "settings"
+    else:
+        what = f"unexpected {type(err).__name__}"
     return f"{what}: {err}"
 
 
@@ -487,14 +694,30 @@ class Runner:
     """Runs every configured mailbox until stopped: IDLE mailboxes in threads of their own,
     polled ones as APScheduler interval jobs (one instance at a time, coalesced)."""
 
-    def __init__(self, services: Sequence[MailboxService]) -> None:
+    def __init__(self, services: Sequence[MailboxService],
+                 outbox: OutboxJob | None = None,
+                 upkeep: Callable[[], object] | None = None) -> None:
         self.services = services
+        self.outbox = outbox  # delivers notifications; None when nothing is configured
+        self.upkeep = upkeep  # what time alone changes (address states that expire)
         self.stop = threading.Event()
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
         self.scheduler.start()
+        if self.outbox is not None:
+            # Never two runs at once (each row is attempted by one run at a time); a run that
+            # overran its interval is followed by one run, not a burst.
+            self.scheduler.add_job(
+                self.outbox.run, "interval", args=(self.stop,), seconds=self.outbox.interval,
+                id="outbox", max_instances=1, coalesce=True, replace_existing=True,
+                next_run_time=datetime.now(UTC))
+        if self.upkeep is not None:
+            self.scheduler.add_job(
+                self._run_upkeep, "interval", minutes=UPKEEP_MINUTES, id="upkeep",
+                max_instances=1, coalesce=True, replace_existing=True,
+                next_run_time=datetime.now(UTC))
         for service in self.services:
             if service.settings.mode == "poll":
                 self._schedule(service)
@@ -504,6 +727,13 @@ class Runner:
                     name=f"idle-{service.name}", daemon=True)
                 thread.start()
                 self.threads.append(thread)
+
+    def _run_upkeep(self) -> None:
+        try:
+            self.upkeep()
+        except LedgerError as err:
+            log.warning("address state upkeep failed, next try in %d minutes: %s",
+                        UPKEEP_MINUTES, err)
 
     def _schedule(self, service: MailboxService) -> None:
         """Poll a mailbox: a catch-up run now, then every poll_interval seconds."""

@@ -21,6 +21,7 @@ tests/test_settings.py keeps it and this module in step.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import re
@@ -29,6 +30,7 @@ import subprocess
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -113,11 +115,22 @@ class _Model(BaseModel):
 
 
 class Folders(_Model):
-    """Where messages go once recorded."""
+    """Where messages go once recorded, and the review folders people file messages in."""
 
     processed: str = Field("Processed", min_length=1)
     unknown: str = Field("Unknown", min_length=1)
     error: str = Field("Error", min_length=1)
+    # A person's verdict on a message (review.py): "" turns that review folder off.
+    review_hard: str = "Review/Hard"
+    review_soft: str = "Review/Soft"
+    review_ignore: str = "Review/Ignore"
+
+    @property
+    def reviews(self) -> tuple[tuple[str, str], ...]:
+        """(verdict, folder) of each review folder in use: hard, soft, ignore."""
+        return tuple((verdict, folder) for verdict, folder in (
+            ("hard", self.review_hard), ("soft", self.review_soft),
+            ("ignore", self.review_ignore)) if folder)
 
 
 class ImapSettings(_Model):
@@ -227,13 +240,7 @@ class ImapSettings(_Model):
     @field_validator("max_message_size", mode="before")
     @classmethod
     def _parse_size(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            match = _SIZE.match(value)
-            if not match:
-                raise ValueError("must be a number of bytes, or a size such as '25MB' or '512K'")
-            unit = (match.group(2) or "").lower()[:1]
-            return int(match.group(1)) * _SIZE_UNITS[unit]
-        return value
+        return _parse_size(value)
 
     @model_validator(mode="after")
     def _check_together(self) -> ImapSettings:
@@ -246,6 +253,11 @@ class ImapSettings(_Model):
         if len({f.lower() for f in folders}) < len(folders):
             raise _Problem("folders", "source_folder and the processed, unknown and error "
                            "folders must be four different folders")
+        reviews = [folder for _verdict, folder in self.folders.reviews]
+        if len({f.lower() for f in folders + reviews}) < len(folders) + len(reviews):
+            raise _Problem("folders", "each review folder must differ from source_folder, "
+                           "the processed, unknown and error folders and the other review "
+                           "folders")
         if self.auth == "login" and (self.token or self.token_file or self.token_command):
             raise _Problem("auth", "a token is set but auth is 'login' (use auth = 'xoauth2')")
         if self.auth == "xoauth2" and (self.password is not None):
@@ -373,6 +385,267 @@ class AnalysisSettings(_Model):
         return patterns
 
 
+class PolicySettings(_Model):
+    """The send-state policy's numbers (policy.Policy; settings.toml explains each)."""
+
+    soft_threshold: int = Field(5, ge=1, le=1000)
+    soft_count_per_day: int = Field(1, ge=1, le=24)
+    soft_window_days: float = Field(30, gt=0, le=3650)
+    soft_reset_days: float = Field(14, gt=0, le=3650)
+    hard_threshold: int = Field(1, ge=1, le=100)
+    hard_min_hours: float = Field(0, ge=0)
+    hard_window_days: float = Field(30, gt=0, le=3650)
+    unreachable_days: float = Field(30, gt=0, le=3650)
+    storm_refusals: int = Field(10, ge=1, le=100000)
+    storm_window_minutes: float = Field(30, gt=0, le=10080)
+
+    @model_validator(mode="after")
+    def _check_together(self) -> PolicySettings:
+        if self.hard_min_hours > self.hard_window_days * 24:
+            raise _Problem("hard_min_hours", "must be at most hard_window_days in hours (the "
+                           "permanent bounces it spaces must fit in that window)")
+        return self
+
+
+class WebhookSettings(_Model):
+    """One [[webhooks]] endpoint: where, signed with what, and for which senders and facts."""
+
+    url: str = Field(min_length=1)
+    secret_file: Path | None = None  # before secret: its validator reads the file
+    secret: SecretStr | None = Field(None, validate_default=True)
+    sender_domains: tuple[str, ...] = ()
+    events: tuple[Literal["address.state_changed", "event.recorded", "storm.detected"],
+                  ...] = ("address.state_changed", "storm.detected")
+    timeout: float = Field(10.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value.replace("{address}", "x"))
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if "{" in value.replace("{address}", "") or "}" in value.replace("{address}", ""):
+            raise ValueError("the only placeholder is {address}")
+        if "{address}" in urlsplit(value).netloc:
+            raise ValueError("{address} may stand in the path or the query, not the host")
+        return value
+
+    @field_validator("secret_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("secret_file")
+    @classmethod
+    def _check_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            value = value.expanduser()
+            if not value.is_file() or not os.access(value, os.R_OK):
+                raise ValueError(f"no such readable file: {value}")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr:
+        path = info.data.get("secret_file")
+        if value is not None and path is not None:
+            raise ValueError("set secret or secret_file, not both")
+        if path is not None:
+            value = SecretStr(_read_secret(path, "secret_file").strip())
+        if value is None or not value.get_secret_value():
+            raise ValueError("required (or secret_file): the whsec_... signing secret")
+        text = value.get_secret_value()
+        try:
+            key = base64.b64decode(text.removeprefix("whsec_"), validate=True)
+        except ValueError:
+            key = b""
+        if not text.startswith("whsec_") or not 24 <= len(key) <= 64:
+            raise ValueError("must be whsec_ followed by 24 to 64 bytes in base64 (Standard "
+                             "Webhooks), e.g. from: python3 -c 'import base64, os; "
+                             "print(\"whsec_\" + base64.b64encode(os.urandom(32)).decode())'")
+        return value
+
+    @field_validator("sender_domains")
+    @classmethod
+    def _check_domains(cls, domains: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = []
+        for index, domain in enumerate(domains):
+            domain = domain.strip().lower().lstrip("@").strip(".")
+            if not domain or any(c.isspace() or c in "@/:" for c in domain):
+                raise _Problem(f"[{index}]", "must be a domain such as example.org")
+            cleaned.append(domain)
+        return tuple(cleaned)
+
+    @field_validator("events")
+    @classmethod
+    def _some_events(cls, events: tuple[str, ...]) -> tuple[str, ...]:
+        if not events:
+            raise ValueError("name at least one of address.state_changed, event.recorded, "
+                             "storm.detected (or remove the endpoint)")
+        return tuple(dict.fromkeys(events))
+
+    def signing_key(self) -> bytes:
+        """The HMAC key: the secret's bytes after whsec_."""
+        assert self.secret is not None  # the validator requires one
+        return base64.b64decode(self.secret.get_secret_value().removeprefix("whsec_"))
+
+
+class OutboxSettings(_Model):
+    """The delivery of notifications (webhooks, DSNs to senders) from the outbox."""
+
+    interval: float = Field(30.0, gt=0, le=3600)
+    max_attempts: int = Field(15, ge=1, le=100)
+    backoff_first: float = Field(30.0, gt=0, le=86400)
+    backoff_max: float = Field(21600.0, gt=0, le=7 * 86400)
+
+    @model_validator(mode="after")
+    def _check_together(self) -> OutboxSettings:
+        if self.backoff_max < self.backoff_first:
+            raise _Problem("backoff_max", "must be at least backoff_first")
+        return self
+
+
+class SmtpSettings(_Model):
+    """The SMTP server that carries delivery reports to senders ([dsn.smtp])."""
+
+    host: str = Field("localhost", min_length=1)
+    security: Literal["tls", "starttls", "none"] = "none"
+    port: int = Field(25, ge=1, le=65535)
+    allow_insecure: bool = False
+    verify_certificate: bool = True
+    ca_file: Path | None = None
+    username: str = ""
+    password_file: Path | None = None
+    password: SecretStr | None = Field(None, validate_default=True)
+    timeout: float = Field(30.0, gt=0, le=600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_port(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("port") in (None, ""):
+            ports = {"tls": 465, "starttls": 587}
+            data = {**data, "port": ports.get(data.get("security", "none"), 25)}
+        return data
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        if any(c.isspace() or c in "/:@" for c in value) and not _is_ip(value):
+            raise ValueError("must be a host name or an IP address, without scheme or port")
+        return value
+
+    @field_validator("ca_file", "password_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("ca_file", "password_file")
+    @classmethod
+    def _check_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            value = value.expanduser()
+            if not value.is_file() or not os.access(value, os.R_OK):
+                raise ValueError(f"no such readable file: {value}")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        path = info.data.get("password_file")
+        if value is not None and path is not None:
+            raise ValueError("set password or password_file, not both")
+        if path is not None:
+            value = SecretStr(_read_secret(path, "password_file"))
+        if value is not None and not value.get_secret_value():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _check_together(self) -> SmtpSettings:
+        if self.password is not None and not self.username:
+            raise _Problem("username", "required when a password is set")
+        if self.security == "none" and self.username and not _is_loopback(self.host) \
+                and not self.allow_insecure:
+            raise _Problem("security", "'none' sends the password in clear text: refused for a "
+                           "host other than localhost unless allow_insecure = true")
+        return self
+
+
+class DsnSettings(_Model):
+    """Delivery reports (RFC 3464) back to the original senders of bounced mail ([dsn])."""
+
+    enabled: bool = False
+    sender_domains: tuple[str, ...] = ()
+    from_address: str = ""
+    reporting_mta: str = ""
+    delays: bool = True
+    rate_limit_per_hour: int = Field(10, ge=0, le=100000)
+    smtp: SmtpSettings = SmtpSettings()
+
+    @field_validator("sender_domains")
+    @classmethod
+    def _check_domains(cls, domains: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = []
+        for index, domain in enumerate(domains):
+            domain = domain.strip().lower().lstrip("@").strip(".")
+            if not domain or any(c.isspace() or c in "@/:<>" for c in domain):
+                raise _Problem(f"[{index}]", "must be a domain such as example.org")
+            cleaned.append(domain)
+        return tuple(dict.fromkeys(cleaned))
+
+    @field_validator("from_address")
+    @classmethod
+    def _check_from(cls, value: str) -> str:
+        if value:
+            address = parseaddr(value)[1]
+            local, at, domain = address.rpartition("@")
+            if not (local and at and "." in domain) or any(c.isspace() for c in address):
+                raise ValueError("must be an address such as postmaster@example.org, or "
+                                 "'Mail Delivery System <postmaster@example.org>'")
+        return value
+
+    @field_validator("reporting_mta")
+    @classmethod
+    def _check_mta(cls, value: str) -> str:
+        if value and (any(c.isspace() or c in "/:@;<>" for c in value) and not _is_ip(value)):
+            raise ValueError("must be a host name such as mail.example.org")
+        return value
+
+    @model_validator(mode="after")
+    def _check_together(self) -> DsnSettings:
+        if self.enabled and not self.from_address:
+            raise _Problem("from_address", "required when enabled (the reports' From)")
+        if self.enabled and not self.sender_domains:
+            raise _Problem("sender_domains", "required when enabled: the domains whose "
+                           "senders get delivery reports")
+        return self
+
+    @property
+    def mta_name(self) -> str:
+        """The Reporting-MTA name: reporting_mta, else the domain of from_address."""
+        return self.reporting_mta or parseaddr(self.from_address)[1].rpartition("@")[2]
+
+
+class IngestSettings(_Model):
+    """`imap-bouncer ingest`: messages the MTA pipes in instead of delivering them ([ingest])."""
+
+    mailbox: str = "pipe"
+    max_message_size: int = Field(25 * MB, ge=1024)
+
+    @field_validator("mailbox")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be 1 to 100 letters, digits or . _ @ + - "
+                             "(it is recorded with every message)")
+        return value
+
+    @field_validator("max_message_size", mode="before")
+    @classmethod
+    def _parse_size(cls, value: Any) -> Any:
+        return _parse_size(value)
+
+
 class LoggingSettings(_Model):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
@@ -398,6 +671,11 @@ class Settings(BaseSettings):
     mailboxes: tuple[ImapSettings, ...] = ()
     database: DatabaseSettings = DatabaseSettings()
     analysis: AnalysisSettings = AnalysisSettings()
+    policy: PolicySettings = PolicySettings()
+    outbox: OutboxSettings = OutboxSettings()
+    webhooks: tuple[WebhookSettings, ...] = ()
+    dsn: DsnSettings = DsnSettings()
+    ingest: IngestSettings = IngestSettings()
     logging: LoggingSettings = LoggingSettings()
 
     _config_file: Path | None = PrivateAttr(None)
@@ -443,7 +721,25 @@ class Settings(BaseSettings):
                                f"{mailbox.name!r} is already the name of "
                                f"mailboxes[{names[mailbox.name]}]; names must be unique")
             names[mailbox.name] = index
+        if self.ingest.mailbox in {m.name for m in self.all_mailboxes}:
+            # Rows are found again by their bytes within a mailbox: piped-in messages must
+            # never be taken for (or relocate) messages of an IMAP mailbox.
+            raise _Problem("ingest.mailbox", f"{self.ingest.mailbox!r} is the name of an IMAP "
+                           "mailbox; piped-in messages need a name of their own")
         return self
+
+    @field_validator("webhooks")
+    @classmethod
+    def _distinct_webhooks(cls, webhooks: tuple[WebhookSettings, ...],
+                           ) -> tuple[WebhookSettings, ...]:
+        # An endpoint is known by its URL template: deliveries find their secret by it.
+        seen: dict[str, int] = {}
+        for index, webhook in enumerate(webhooks):
+            if webhook.url in seen:
+                raise _Problem(f"[{index}].url", f"the same url as webhooks[{seen[webhook.url]}]; "
+                               "each endpoint needs its own")
+            seen[webhook.url] = index
+        return webhooks
 
     @property
     def config_file(self) -> Path | None:
@@ -530,6 +826,17 @@ def _inherit_entry(base: Mapping[str, Any], entry: Any) -> Any:
         entry = {**entry, "folders": {**base["folders"], **entry["folders"]}}
     merged.update(entry)
     return merged
+
+
+def _parse_size(value: Any) -> Any:
+    """A size such as "25MB" or "512K" -> bytes (K, M, G are powers of 1024)."""
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if not match:
+            raise ValueError("must be a number of bytes, or a size such as '25MB' or '512K'")
+        unit = (match.group(2) or "").lower()[:1]
+        return int(match.group(1)) * _SIZE_UNITS[unit]
+    return value
 
 
 def _read_secret(path: Path, key: str) -> str:
@@ -634,11 +941,17 @@ def _env_problem(err: Exception) -> tuple[str, str]:
 __all__ = [
     "AnalysisSettings",
     "DatabaseSettings",
+    "DsnSettings",
     "Folders",
     "ImapSettings",
+    "IngestSettings",
     "LoggingSettings",
+    "OutboxSettings",
+    "PolicySettings",
     "Settings",
     "SettingsError",
+    "SmtpSettings",
+    "WebhookSettings",
     "find_settings_file",
     "load_settings",
     "redact_url",

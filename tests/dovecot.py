@@ -72,7 +72,8 @@ START_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
 
 # Folder names the tests create; an external account is cleaned of these before each test.
-TEST_FOLDERS = ("Processed", "Unknown", "Error", "Bounces")
+# ("Review" and its "Hard", "Soft", "Ignore": the review folders, created like the others.)
+TEST_FOLDERS = ("Processed", "Unknown", "Error", "Bounces", "Review", "Hard", "Soft", "Ignore")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from imap_bouncer.settings import (
     ImapSettings,
     Settings,
     SettingsError,
+    WebhookSettings,
     find_settings_file,
     load_settings,
 )
@@ -500,6 +501,8 @@ def model_keys() -> dict[tuple[str, str], object]:
     for name, info in ImapSettings.model_fields.items():
         if name != "folders":
             keys[("mailboxes", name)] = info.default
+    for name, info in WebhookSettings.model_fields.items():  # [[webhooks]]: an example
+        keys[("webhooks", name)] = None if info.is_required() else info.default
     return keys
 
 

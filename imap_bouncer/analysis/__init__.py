@@ -36,6 +36,19 @@ CHAIN: tuple[tuple[str, Analyzer], ...] = (
 # Headers that carry the bounce's own envelope recipient, most trustworthy first.
 ENVELOPE_HEADERS = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to")
 
+# The header imap-bouncer marks its own delivery reports to senders with.
+DSN_MARKER = "X-Imap-Bouncer-DSN"
+# Headers of the ORIGINAL message that say it was itself automatic (or asks for no automatic
+# answer): a report back to its sender could start a loop. (header, value pattern), in order.
+AUTOMATIC_MARKS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("Auto-Submitted", re.compile(r"^(?!no\b)\S", re.I)),  # RFC 3834: anything but "no"
+    ("Precedence", re.compile(r"^(?:bulk|junk|list)\b", re.I)),  # RFC 3834 section 2
+    ("Return-Path", re.compile(r"^<\s*>$")),  # a null sender: itself a notification
+    (DSN_MARKER, re.compile(r"\S")),  # one of our own reports to a sender
+    # Microsoft Exchange: the sender asks for no delivery reports (DR) or no answers at all.
+    ("X-Auto-Response-Suppress", re.compile(r"\b(?:all|dr)\b", re.I)),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Options:
@@ -160,11 +173,21 @@ def _original(message: Part, findings: Findings | None, options: Options) -> Ori
         date=values.get("date", "").strip(),
         list_id=decode_words(values.get("list-id", "")).strip(),
         envelope_recipient=envelope,
+        automatic=_automatic(values),
     )
     if options.verp_patterns:
         candidates = [envelope, normalize_address(message.get("to"))]
         original.verp_recipient = decode_verp(candidates, options.verp_patterns)
     return original
+
+
+def _automatic(values: dict[str, str]) -> str:
+    """The original's header that marks it as automatic, as "Name: value"; "" for none."""
+    for name, pattern in AUTOMATIC_MARKS:
+        value = " ".join(values.get(name.lower(), "").split())
+        if value and pattern.search(value):
+            return f"{name}: {value}"[:200]
+    return ""
 
 
 def decode_verp(candidates: Sequence[str], patterns: Sequence[str]) -> str:
@@ -188,4 +211,5 @@ def verp_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(escaped, re.I)
 
 
-__all__ = ["ANALYZER_VERSION", "CHAIN", "Options", "analyze", "analyze_many", "decode_verp"]
+__all__ = ["ANALYZER_VERSION", "AUTOMATIC_MARKS", "CHAIN", "DSN_MARKER", "Options", "analyze",
+           "analyze_many", "decode_verp"]

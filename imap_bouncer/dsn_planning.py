@@ -1,0 +1,223 @@
+"""Which delivery reports to send back to original senders: events in, outbox rows out. PURE.
+
+When mail from one of the configured sender domains bounces (or is delayed), its sender, the
+person in the original's From (the envelope sender is our bounce address, which is why the
+bounce came here), gets an RFC 3464 report built by handlers/dsn.py. The ledger calls
+`plan_dsn` inside the transaction that records the events (`Ledger._plan_dsn`) and writes the
+rows it returns to the Outbox, ignoring rows whose `dedupe_key` is already taken.
+
+The rules, in order (`refusal` names the first that refuses an event):
+
+1. only bounces and delays, only recipients that failed (or were delayed, with `delays`);
+2. only senders whose domain is one of `sender_domains` (or a subdomain of one);
+3. never to an empty sender, nor to one of FORBIDDEN_SENDERS (mailer-daemon, postmaster,
+   no-reply, list and bounce addresses), nor to our own `from_address`;
+4. never about a message that was itself automatic (`Original.automatic`: Auto-Submitted,
+   Precedence bulk/junk/list, a null Return-Path, one of our own reports, Exchange's
+   X-Auto-Response-Suppress) nor about list mail (a List-Id: a list has its own bounce
+   handling, and one post bouncing at many members must not flood its author);
+5. once per original message, recipient and action: the dedupe key is
+   `dsn:<action>:<original Message-ID>:<recipient>` (the bounce's own Message-ID when the
+   original's is unknown; no report at all when both are). The same bounce recorded twice, or
+   two bounces about the same delivery, make one report; a delay warning and the final
+   failure of the same delivery make two, as a sender's own mail system would send.
+
+The rate limit per sender (`rate_limit_per_hour`) is applied at delivery time, from the
+outbox's record of what was sent (`next_allowed`): excess reports wait, none is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .notifications import OutboxRow, iso, sender_matches
+
+if TYPE_CHECKING:
+    from .ledger import EventRecord
+
+DSN = "dsn"  # the outbox channel
+PAYLOAD_VERSION = 1
+EVENT_TYPES = {"failed": "dsn.failed", "delayed": "dsn.delayed"}
+RATE_WINDOW = timedelta(hours=1)
+_MAX_KEY = 255  # models.Outbox.dedupe_key
+
+# Local parts of senders that never get a report (case-insensitive, whole local part).
+FORBIDDEN_SENDERS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # RFC 5321 section 4.5.5 / RFC 3834 section 2: the null sender's stand-ins.
+    ("mailer-daemon", re.compile(r"^mailer[-_.]?daemon$|^mail[-_.]?daemon$", re.I)),
+    # RFC 5321 section 4.5.1: the postmaster role.
+    ("postmaster", re.compile(r"^postmaster$", re.I)),
+    # Convention: senders that say no one reads replies (no-reply, noreply, do-not-reply...).
+    ("no-reply", re.compile(r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|no[-_.]?response)"
+                            r"(?:[-+_.].*)?$", re.I)),
+    # RFC 3834 section 2 / RFC 2142: list administrative addresses (owner-x, x-request, and
+    # Mailman's x-owner, x-bounces).
+    ("list address", re.compile(r"^owner-.+|.+-(?:request|owner|bounces)(?:\+.*)?$", re.I)),
+    # Bounce and VERP return addresses (bounces+jo=example.net@...): bounce processors.
+    ("bounce address", re.compile(r"^bounces?(?:[-+=].*)?$", re.I)),
+)
+
+
+class DsnPlanSettings(Protocol):
+    """What the planner reads ([dsn]; settings.DsnSettings is one)."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    @property
+    def sender_domains(self) -> Sequence[str]: ...
+
+    @property
+    def from_address(self) -> str: ...
+
+    @property
+    def delays(self) -> bool: ...
+
+
+def dsn_settings(settings: Any) -> Any:
+    """The [dsn] settings from the whole Settings, or the argument itself when it is them."""
+    return getattr(settings, "dsn", settings)
+
+
+def plan_dsn(events: Sequence[EventRecord], settings: Any, now: datetime) -> list[OutboxRow]:
+    """The "dsn" outbox rows these newly recorded events call for (rules: module docstring).
+
+    `settings`: the whole Settings or its [dsn] table; None, or enabled = false: no rows.
+    Rows come in the order of the events, one per dedupe key.
+    """
+    dsn = dsn_settings(settings) if settings is not None else None
+    if dsn is None or not getattr(dsn, "enabled", False):
+        return []
+    rows: dict[str, OutboxRow] = {}
+    for event in events:
+        if refusal(event, dsn):
+            continue
+        row = _row(event, now)
+        rows.setdefault(row.dedupe_key, row)
+    return list(rows.values())
+
+
+def refusal(event: EventRecord, dsn: DsnPlanSettings) -> str:
+    """Why no report goes to this event's sender ("" when one does): the first rule refusing."""
+    if event.kind not in ("bounce", "delay"):
+        return f"a {event.kind or 'unknown'} message, not a bounce or delay"
+    if event.action not in ("failed", "delayed"):
+        return f"the recipient was {event.action or 'not reported on'}, not failed or delayed"
+    if event.action == "delayed" and not dsn.delays:
+        return "a delay, and delays are not reported (delays = false)"
+    if not event.address:
+        return "the bounce names no recipient"
+    sender = sender_address(event.original_from)
+    if not sender:
+        return "the original has no sender address"
+    domain = sender.rpartition("@")[2]
+    if not dsn.sender_domains or not sender_matches(dsn.sender_domains, [domain]):
+        return f"the sender's domain {domain} is not one of sender_domains"
+    forbidden = forbidden_sender(sender)
+    if forbidden:
+        return f"the sender {sender} is a {forbidden} address"
+    if sender.lower() == sender_address(dsn.from_address).lower():
+        return "the sender is our own from_address"
+    if event.original_automatic:
+        return f"the original was itself automatic ({event.original_automatic})"
+    if event.list_id:
+        return f"the original is list mail (List-Id {event.list_id})"
+    if not (event.original_message_id or event.bounce_message_id):
+        return "neither the original nor the bounce has a Message-ID to report once on"
+    return ""
+
+
+def sender_address(value: str) -> str:
+    """The bare address in a From value, domain lower-cased; "" when there is none."""
+    address = parseaddr(value or "")[1].strip()
+    local, at, domain = address.rpartition("@")
+    if not (local and at and domain) or any(c.isspace() or c in "<>" for c in address):
+        return ""
+    return f"{local}@{domain.lower().rstrip('.')}"
+
+
+def forbidden_sender(address: str) -> str:
+    """Which FORBIDDEN_SENDERS entry the address's local part is, "" when none."""
+    local = address.rpartition("@")[0]
+    if not local:
+        return "empty"
+    for name, pattern in FORBIDDEN_SENDERS:
+        if pattern.match(local):
+            return name
+    return ""
+
+
+def dedupe_key(action: str, original_message_id: str, bounce_message_id: str,
+               address: str) -> str:
+    """One report per original message, recipient and action; at most 255 characters."""
+    about = (f"{original_message_id.strip()}" if original_message_id.strip()
+             else f"bounce:{bounce_message_id.strip()}")
+    key = f"{DSN}:{action}:{about}:{address.lower()}"
+    if len(key) <= _MAX_KEY:
+        return key
+    return f"{DSN}:{action}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def next_allowed(sent_at: Sequence[datetime], limit: int, now: datetime,
+                 window: timedelta = RATE_WINDOW) -> datetime | None:
+    """None when one more report to a sender may go at `now`, given when the earlier ones to
+    that sender went (`sent_at`); else when it may: as soon as the window holds fewer than
+    `limit`. `limit` 0 means no limit."""
+    if limit <= 0:
+        return None
+    recent = sorted(moment for moment in sent_at if now - window < moment <= now)
+    if len(recent) < limit:
+        return None
+    return recent[len(recent) - limit] + window
+
+
+def _row(event: EventRecord, now: datetime) -> OutboxRow:
+    sender = sender_address(event.original_from)
+    key = dedupe_key(event.action, event.original_message_id, event.bounce_message_id,
+                     event.address)
+    payload = {
+        "version": PAYLOAD_VERSION,
+        "id": hashlib.sha256(key.encode()).hexdigest()[:32],  # the report's Message-ID
+        "to": sender,
+        "action": event.action,
+        "recipient": {
+            "address": event.address,
+            "status": event.status,
+            "smtp_code": event.smtp_code,
+            "diagnostic": event.diagnostic,
+            "remote_mta": event.remote_mta,
+            "reason": event.reason,
+            "permanent": event.permanent,
+        },
+        "original": {
+            "message_id": event.original_message_id,
+            "from": event.original_from,
+            "subject": event.original_subject,
+            "date": event.original_date,
+        },
+        "bounce_message_id": event.bounce_message_id,
+        "event_id": event.id,
+        "mailbox": event.mailbox,
+        "reported_at": iso(event.created_at if event.created_at else now.astimezone(UTC)),
+    }
+    return OutboxRow(DSN, EVENT_TYPES[event.action], sender, payload, key)
+
+
+__all__ = [
+    "DSN",
+    "EVENT_TYPES",
+    "FORBIDDEN_SENDERS",
+    "PAYLOAD_VERSION",
+    "dedupe_key",
+    "dsn_settings",
+    "forbidden_sender",
+    "next_allowed",
+    "plan_dsn",
+    "refusal",
+    "sender_address",
+]
