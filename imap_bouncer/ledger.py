@@ -34,7 +34,7 @@ from email.utils import parseaddr
 from typing import Any, TypeVar
 
 import peewee
-from peewee import Database, PostgresqlDatabase, SqliteDatabase
+from peewee import Database, PostgresqlDatabase, SqliteDatabase, fn
 
 from . import models, notifications, policy, review
 from .analysis.addresses import normalize_address
@@ -819,23 +819,34 @@ class Ledger:
         self._plan_notifications(events, changes, now)
 
     def _load_events(self, message_pks: list[int]) -> list[EventRecord]:
-        """The events of these messages, oldest first, as plain records."""
+        """The events of these messages, oldest first, as plain records (read as tuples:
+        building peewee model objects costs more than the query)."""
+        columns = (Event.id, Event.message, Message.mailbox, Message.message_id, Event.kind,
+                   Event.address, Event.action, Event.status, Event.smtp_code, Event.reason,
+                   Event.permanent, Event.diagnostic, Event.remote_mta,
+                   Event.original_message_id, Event.original_from, Event.sender_domain,
+                   Event.list_id, Event.verp_recipient, Event.recipient_domain,
+                   Event.created_at, Event.original_subject, Event.original_date,
+                   Event.original_automatic)
         records: list[EventRecord] = []
         for chunk in _chunks(message_pks):
-            query = (Event.select(Event, Message.mailbox, Message.message_id.alias("bounce_id"))
-                     .join(Message).where(Event.message.in_(chunk)).order_by(Event.id))
-            for row in query.objects():
+            query = (Event.select(*columns).join(Message)
+                     .where(Event.message.in_(chunk)).order_by(Event.id).tuples())
+            for row in query:
+                (pk, message_pk, mailbox, bounce_id, kind, address, action, status, smtp_code,
+                 reason, permanent, diagnostic, remote_mta, original_message_id, original_from,
+                 sender_domain, list_id, verp_recipient, recipient_domain, created_at,
+                 original_subject, original_date, original_automatic) = row
                 records.append(EventRecord(
-                    id=row.id, message_pk=row.message_id, mailbox=row.mailbox,
-                    bounce_message_id=row.bounce_id, kind=row.kind, address=row.address,
-                    action=row.action, status=row.status, smtp_code=row.smtp_code,
-                    reason=row.reason, permanent=bool(row.permanent), diagnostic=row.diagnostic,
-                    remote_mta=row.remote_mta, original_message_id=row.original_message_id,
-                    original_from=row.original_from, sender_domain=row.sender_domain,
-                    list_id=row.list_id, verp_recipient=row.verp_recipient,
-                    recipient_domain=row.recipient_domain, created_at=row.created_at,
-                    original_subject=row.original_subject, original_date=row.original_date,
-                    original_automatic=row.original_automatic))
+                    id=pk, message_pk=message_pk, mailbox=mailbox, bounce_message_id=bounce_id,
+                    kind=kind, address=address, action=action, status=status,
+                    smtp_code=smtp_code, reason=reason, permanent=bool(permanent),
+                    diagnostic=diagnostic, remote_mta=remote_mta,
+                    original_message_id=original_message_id, original_from=original_from,
+                    sender_domain=sender_domain, list_id=list_id, verp_recipient=verp_recipient,
+                    recipient_domain=recipient_domain, created_at=created_at,
+                    original_subject=original_subject, original_date=original_date,
+                    original_automatic=original_automatic))
         return records
 
     def _apply_policy(self, events: list[EventRecord], now: datetime) -> list[StateChange]:
@@ -975,7 +986,14 @@ class Ledger:
                           if event.recipient_domain and policy.is_refusal(event)
                           and times[event.message_pk] >= since})
         alerts: list[StormAlert] = []
+        # Two queries for the whole batch say which domains have anything to do (most have a
+        # refusal or two and no open storm); only those are locked and looked at closely.
+        counted = self._refusal_counts(domains, since)
+        open_storms = {domain for (domain,) in Storm.select(Storm.domain).where(
+            Storm.domain.in_(domains) & (Storm.last_at >= since)).tuples()} if domains else set()
         for domain in domains:
+            if domain not in open_storms and counted.get(domain, 0) < self.policy.storm_refusals:
+                continue
             if isinstance(self.db, PostgresqlDatabase):
                 # Two writers refused at the same domain at once: one alert, not two.
                 self.db.execute_sql("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
@@ -1001,6 +1019,21 @@ class Ledger:
                                      refusals=len(refused), reasons=tuple(reasons),
                                      addresses=tuple(sorted(refused)[:_STORM_SAMPLE])))
         return alerts
+
+    def _refusal_counts(self, domains: Sequence[str], since: datetime) -> dict[str, int]:
+        """domain -> distinct addresses refused there since `since`, for many domains."""
+        counts: dict[str, int] = {}
+        for chunk in _chunks(list(domains)):
+            query = (Event.select(Event.recipient_domain, fn.COUNT(Event.address.distinct()))
+                     .join(Message)
+                     .where(Event.recipient_domain.in_(chunk) & (Event.created_at >= since)
+                            & (Message.internal_date.is_null()
+                               | (Message.internal_date >= since))
+                            & Event.reason.in_(sorted(policy.REFUSAL_REASONS))
+                            & (Event.action == "failed") & (Event.kind == "bounce"))
+                     .group_by(Event.recipient_domain).tuples())
+            counts.update(dict(query))
+        return counts
 
     def _recent_refusals(self, domain: str, since: datetime) -> dict[str, str]:
         """address -> reason of the refusals at `domain` that arrived since `since`."""

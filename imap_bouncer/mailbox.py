@@ -564,6 +564,12 @@ class Mailbox:
         except _ImapCapabilityError as err:
             raise CapabilityError(f"{action}: {_describe(err)}") from err
         except imaplib.IMAP4.error as err:
+            if self._client is not None and self._client._imap.untagged_responses.get("BYE"):
+                # The server said goodbye instead of answering (imapclient's idle() reports
+                # "* BYE" as an unexpected reply, not as the end of the connection).
+                self._drop()
+                raise DisconnectedError(f"{action}: {self.host} closed the connection: "
+                                        f"{_describe(err)}") from err
             raise MailboxError(f"{action} failed: {_describe(err)}") from err
 
 

@@ -374,6 +374,19 @@ def test_mail_arriving_during_a_pass_is_not_left_until_the_idle_renewal(imap_ser
     assert len(rows(ledger)) == 2
 
 
+def test_server_shut_down_before_idle_is_a_disconnect(imap_server):
+    """A shutdown between a pass and the next IDLE: the server answers IDLE with BYE, which
+    imapclient reports as an odd reply; it is the end of the connection, and said so."""
+    mailbox = Mailbox(imap_server.host, imap_server.port, security="none", timeout=10)
+    mailbox.connect()
+    mailbox.login(imap_server.user, imap_server.password)
+    mailbox.select()
+    imap_server.stop()
+    with pytest.raises(DisconnectedError, match="closed the connection"):
+        mailbox.wait_for_changes(5)
+    assert not mailbox.connected
+
+
 def test_serve_survives_an_unreadable_token_file(imap_server, ledger, tmp_path, caplog):
     """A token file being rewritten by another program can be missing for a moment: the
     loop retries instead of its thread dying while the process carries on."""
