@@ -114,6 +114,39 @@ class _Model(BaseModel):
         return value
 
 
+# Checks that more than one table makes. Above the tables: defaults such as
+# `smtp: SmtpSettings = SmtpSettings()` run them while this module loads.
+
+
+def _host_name_or_ip(value: str) -> str:
+    """A host to connect to: a name or an address, not a URL or host:port (IMAP and SMTP)."""
+    if any(c.isspace() or c in "/:@" for c in value) and not _is_ip(value):
+        raise ValueError("must be a host name or an IP address, without scheme or port")
+    return value
+
+
+def _readable_file(value: Path | None) -> Path | None:
+    """A file named in the settings, ~ expanded, checked now rather than when first read."""
+    if value is not None:
+        value = value.expanduser()
+        if not value.is_file() or not os.access(value, os.R_OK):
+            raise ValueError(f"no such readable file: {value}")
+    return value
+
+
+def _password_or_file(value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+    """The password given inline or read from password_file (validated before it): one of
+    them at most; an empty one is no password."""
+    path = info.data.get("password_file")
+    if value is not None and path is not None:
+        raise ValueError("set password or password_file, not both")
+    if path is not None:
+        value = SecretStr(_read_secret(path, "password_file"))
+    if value is not None and not value.get_secret_value():
+        return None
+    return value
+
+
 class Folders(_Model):
     """Where messages go once recorded, and the review folders people file messages in."""
 
@@ -181,9 +214,7 @@ class ImapSettings(_Model):
     @field_validator("host")
     @classmethod
     def _check_host(cls, value: str) -> str:
-        if any(c.isspace() or c in "/:@" for c in value) and not _is_ip(value):
-            raise ValueError("must be a host name or an IP address, without scheme or port")
-        return value
+        return _host_name_or_ip(value)
 
     @field_validator("ca_file", "password_file", "token_file", mode="before")
     @classmethod
@@ -204,14 +235,7 @@ class ImapSettings(_Model):
     @field_validator("password")
     @classmethod
     def _password(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        path = info.data.get("password_file")
-        if value is not None and path is not None:
-            raise ValueError("set password or password_file, not both")
-        if path is not None:
-            value = SecretStr(_read_secret(path, "password_file"))
-        if value is not None and not value.get_secret_value():
-            return None
-        return value
+        return _password_or_file(value, info)
 
     @field_validator("token_command", mode="before")
     @classmethod
@@ -438,11 +462,7 @@ class WebhookSettings(_Model):
     @field_validator("secret_file")
     @classmethod
     def _check_file(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            value = value.expanduser()
-            if not value.is_file() or not os.access(value, os.R_OK):
-                raise ValueError(f"no such readable file: {value}")
-        return value
+        return _readable_file(value)
 
     @field_validator("secret")
     @classmethod
@@ -530,9 +550,7 @@ class SmtpSettings(_Model):
     @field_validator("host")
     @classmethod
     def _check_host(cls, value: str) -> str:
-        if any(c.isspace() or c in "/:@" for c in value) and not _is_ip(value):
-            raise ValueError("must be a host name or an IP address, without scheme or port")
-        return value
+        return _host_name_or_ip(value)
 
     @field_validator("ca_file", "password_file", mode="before")
     @classmethod
@@ -542,23 +560,12 @@ class SmtpSettings(_Model):
     @field_validator("ca_file", "password_file")
     @classmethod
     def _check_file(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            value = value.expanduser()
-            if not value.is_file() or not os.access(value, os.R_OK):
-                raise ValueError(f"no such readable file: {value}")
-        return value
+        return _readable_file(value)
 
     @field_validator("password")
     @classmethod
     def _password(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        path = info.data.get("password_file")
-        if value is not None and path is not None:
-            raise ValueError("set password or password_file, not both")
-        if path is not None:
-            value = SecretStr(_read_secret(path, "password_file"))
-        if value is not None and not value.get_secret_value():
-            return None
-        return value
+        return _password_or_file(value, info)
 
     @model_validator(mode="after")
     def _check_together(self) -> SmtpSettings:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import re
 
-from ..report import Action, Kind
+from ..report import Action
 from .addresses import normalize_address
-from .findings import Failure, Findings
+from .findings import Failure, Findings, kind_of
 from .message import Part, parse_field_groups
 from .text import notice_text, original_headers, split_at_original
 
@@ -79,15 +79,8 @@ def analyze(message: Part) -> Findings | None:
     if not failures:
         return None
     _enrich(failures, notice)
-    actions = {f.action for f in failures}
-    if Action.FAILED in actions:
-        kind = Kind.BOUNCE
-    elif Action.DELAYED in actions:
-        kind = Kind.DELAY
-    else:
-        kind = Kind.DELIVERED
     return Findings(
-        kind=kind,
+        kind=kind_of(failures),
         analyzer="dsn",
         evidence=f"{evidence} with {len(failures)} recipient group(s)",
         failures=failures,

@@ -44,3 +44,13 @@ class Findings:
     original_headers: list[tuple[str, str]] | None = None
     # The human-readable notice, for the classifier when a recipient's own words say little.
     notice: str = ""
+
+
+def kind_of(failures: list[Failure]) -> Kind:
+    """Bounce when anything failed, else delay when anything was delayed, else delivered."""
+    actions = {f.action for f in failures}
+    if Action.FAILED in actions:
+        return Kind.BOUNCE
+    if Action.DELAYED in actions:
+        return Kind.DELAY
+    return Kind.DELIVERED

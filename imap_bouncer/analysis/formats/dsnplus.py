@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 
-from ...report import Action, Kind
 from .. import dsn
-from ..findings import Failure, Findings
+from ..findings import Failure, Findings, kind_of
 from ..message import Part, header_block_of
 from .common import MAILER_SENDERS, REPLY_OR_FORWARD
 
@@ -35,16 +34,6 @@ def sent_by_mail_system(message: Part, *more_senders: str) -> bool:
     sender = message.get("from")
     return bool(MAILER_SENDERS.search(sender)) or any(
         word in sender.lower() for word in more_senders)
-
-
-def kind_of(failures: list[Failure]) -> Kind:
-    """Bounce when anything failed, else delay when anything was delayed, else delivered."""
-    actions = {f.action for f in failures}
-    if Action.FAILED in actions:
-        return Kind.BOUNCE
-    if Action.DELAYED in actions:
-        return Kind.DELAY
-    return Kind.DELIVERED
 
 
 def reply_code(diagnostic: str) -> str:

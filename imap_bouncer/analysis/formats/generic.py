@@ -1,10 +1,11 @@
 """The plain-text fallback: a bounce in words, from an MTA no format module names.
 
 Claims a message only when its headers say it is a delivery report (`looks_like_bounce`)
-and its notice names at least one recipient, by `X-Failed-Recipients` or by a block of
-lines that opens with an address. A report that names nobody is still claimed when both its
-sender and its subject are a mail system's and its words carry an SMTP reply: it bounced, for
-whom is then told by the VERP address it was sent to, if any.
+and its notice names at least one recipient, by `X-Failed-Recipients`, by a block of lines
+that opens with an address, or by a line that names one address and a cause of failure
+("User's mailbox is full: <jo@example.com>"). A report that names nobody is still claimed
+when both its sender and its subject are a mail system's and its words carry an SMTP reply:
+it bounced, for whom is then told by the VERP address it was sent to, if any.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import re
 
 from ...report import Action, Kind
-from ..addresses import normalize_address
+from .. import phrases
+from ..addresses import find_addresses, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers, split_at_original
@@ -21,6 +23,7 @@ from .common import (
     DELAY_WORDS,
     MAILER_SENDERS,
     REPLY_OR_FORWARD,
+    is_system_address,
     looks_like_bounce,
     own_addresses,
     recipient_blocks,
@@ -51,6 +54,9 @@ def analyze(message: Part) -> Findings | None:
     elif blocks:
         failures = [Failure(address=a, action=action, diagnostic=t) for a, t in blocks]
         evidence = "recipient blocks in a bounce notice"
+    elif (lines := _cause_lines(notice, own_addresses(message))):
+        failures = [Failure(address=a, action=action, diagnostic=t) for a, t in lines]
+        evidence = "lines naming a recipient and a cause of failure"
     elif (reply := _reply_of_anonymous_report(message, subject, notice)):
         failures = [Failure(address="", action=action, diagnostic=reply)]
         evidence = "a mail system's report quoting an SMTP reply, naming no recipient"
@@ -64,6 +70,20 @@ def analyze(message: Part) -> Findings | None:
         original_headers=original_headers(message),
         notice=notice,
     )
+
+
+def _cause_lines(notice: str, exclude: set[str]) -> list[tuple[str, str]]:
+    """(address, line) for each line that names exactly one recipient and a cause of failure
+    the phrase tables know, as one-line notices do."""
+    found: dict[str, str] = {}
+    for line in notice[:4000].split("\n"):
+        if "@" not in line:
+            continue
+        addresses = [a for a in find_addresses(line) if a not in exclude
+                     and not is_system_address(a)]
+        if len(addresses) == 1 and phrases.match(line):
+            found.setdefault(addresses[0], line.strip())
+    return list(found.items())
 
 
 def _reply_of_anonymous_report(message: Part, subject: str, notice: str) -> str:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 
-from ...report import Action, Kind
+from ...report import Action
 from ..addresses import normalize_address
 from ..dsn import status_part
-from ..findings import Failure, Findings
+from ..findings import Failure, Findings, kind_of
 from ..message import Part, parse_field_groups
 from ..text import notice_text, original_headers
 
@@ -75,11 +75,8 @@ def analyze(message: Part) -> Findings | None:
         done = Action.RELAYED if success.group("how").lower() == "relayed" else Action.DELIVERED
         for failure in failures:
             failure.action, failure.reason_hint = done, ""
-    actions = {f.action for f in failures}
-    kind = (Kind.BOUNCE if Action.FAILED in actions else
-            Kind.DELAY if Action.DELAYED in actions else Kind.DELIVERED)
     return Findings(
-        kind=kind,
+        kind=kind_of(failures),
         analyzer=f"formats.{NAME}",
         evidence=f"OpenSMTPD notice with {len(failures)} recipient line(s)",
         failures=failures,

@@ -15,7 +15,7 @@ import re
 from ...report import Action, Kind
 from .. import dsn
 from ..addresses import find_addresses, normalize_address
-from ..findings import Failure, Findings
+from ..findings import Failure, Findings, kind_of
 from ..message import Part, parse_message
 from ..text import notice_text, original_headers
 from .smtp_reply import command_of, unfold_reply
@@ -76,11 +76,8 @@ def analyze(message: Part) -> Findings | None:
         failures = _unavailable(message, Action.DELAYED if delayed else Action.FAILED)
     if not failures:
         return None
-    actions = {f.action for f in failures}
-    kind = (Kind.BOUNCE if Action.FAILED in actions else
-            Kind.DELAY if Action.DELAYED in actions else Kind.DELIVERED)
     return Findings(
-        kind=kind,
+        kind=kind_of(failures),
         analyzer=f"formats.{NAME}",
         evidence=f"Postfix notice with {len(failures)} recipient(s)",
         failures=failures,

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 
-from ...report import Action, Kind
+from ...report import Action
 from .. import dsn
 from ..addresses import normalize_address
-from ..findings import Failure, Findings
+from ..findings import Failure, Findings, kind_of
 from ..message import Part
 from ..text import notice_text, original_headers
 from .common import looks_like_bounce
@@ -61,11 +61,8 @@ def analyze(message: Part) -> Findings | None:
         _enrich(failure, listed, exchanges, len(failures))
     if not failures:
         return None
-    actions = {f.action for f in failures}
-    kind = (Kind.BOUNCE if Action.FAILED in actions else
-            Kind.DELAY if Action.DELAYED in actions else Kind.DELIVERED)
     return Findings(
-        kind=kind,
+        kind=kind_of(failures),
         analyzer=f"formats.{NAME}",
         evidence=f"Sendmail notice with {len(failures)} recipient(s)",
         failures=failures,

@@ -7,20 +7,9 @@ format module has read its recipients, so each module holds only its own wording
 
 from __future__ import annotations
 
-from ...report import Action, Kind
-from ..findings import Failure, Findings
+from ..findings import Failure, Findings, kind_of
 from ..message import Part
 from ..text import original_headers, text_parts
-
-
-def kind_of(failures: list[Failure]) -> Kind:
-    """Bounce when anything failed, else delay when anything was delayed, else delivered."""
-    actions = {f.action for f in failures}
-    if Action.FAILED in actions:
-        return Kind.BOUNCE
-    if Action.DELAYED in actions:
-        return Kind.DELAY
-    return Kind.DELIVERED
 
 
 def findings_of(name: str, evidence: str, failures: list[Failure], message: Part,
