@@ -125,6 +125,17 @@ def _host_name_or_ip(value: str) -> str:
     return value
 
 
+def _sender_domains(domains: tuple[str, ...]) -> tuple[str, ...]:
+    """Sender domains as routing compares them: lower case, no "@" or dots around, once each."""
+    cleaned = []
+    for index, domain in enumerate(domains):
+        domain = domain.strip().lower().lstrip("@").strip(".")
+        if not domain or any(c.isspace() or c in "@/:<>" for c in domain):
+            raise _Problem(f"[{index}]", "must be a domain such as example.org")
+        cleaned.append(domain)
+    return tuple(dict.fromkeys(cleaned))
+
+
 def _readable_file(value: Path | None) -> Path | None:
     """A file named in the settings, ~ expanded, checked now rather than when first read."""
     if value is not None:
@@ -488,13 +499,7 @@ class WebhookSettings(_Model):
     @field_validator("sender_domains")
     @classmethod
     def _check_domains(cls, domains: tuple[str, ...]) -> tuple[str, ...]:
-        cleaned = []
-        for index, domain in enumerate(domains):
-            domain = domain.strip().lower().lstrip("@").strip(".")
-            if not domain or any(c.isspace() or c in "@/:" for c in domain):
-                raise _Problem(f"[{index}]", "must be a domain such as example.org")
-            cleaned.append(domain)
-        return tuple(cleaned)
+        return _sender_domains(domains)
 
     @field_validator("events")
     @classmethod
@@ -592,13 +597,7 @@ class DsnSettings(_Model):
     @field_validator("sender_domains")
     @classmethod
     def _check_domains(cls, domains: tuple[str, ...]) -> tuple[str, ...]:
-        cleaned = []
-        for index, domain in enumerate(domains):
-            domain = domain.strip().lower().lstrip("@").strip(".")
-            if not domain or any(c.isspace() or c in "@/:<>" for c in domain):
-                raise _Problem(f"[{index}]", "must be a domain such as example.org")
-            cleaned.append(domain)
-        return tuple(dict.fromkeys(cleaned))
+        return _sender_domains(domains)
 
     @field_validator("from_address")
     @classmethod
