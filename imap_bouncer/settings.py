@@ -125,6 +125,14 @@ def _host_name_or_ip(value: str) -> str:
     return value
 
 
+def _mailbox_name(value: str) -> str:
+    """A mailbox name as recorded with every message: short and plain."""
+    if not _NAME.match(value):
+        raise ValueError("must be 1 to 100 letters, digits or . _ @ + - "
+                         "(it is recorded with every message)")
+    return value
+
+
 def _sender_domains(domains: tuple[str, ...]) -> tuple[str, ...]:
     """Sender domains as routing compares them: lower case, no "@" or dots around, once each."""
     cleaned = []
@@ -217,10 +225,7 @@ class ImapSettings(_Model):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("must be 1 to 100 letters, digits or . _ @ + - "
-                             "(it is recorded with every message)")
-        return value
+        return _mailbox_name(value)
 
     @field_validator("host")
     @classmethod
@@ -641,10 +646,7 @@ class IngestSettings(_Model):
     @field_validator("mailbox")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("must be 1 to 100 letters, digits or . _ @ + - "
-                             "(it is recorded with every message)")
-        return value
+        return _mailbox_name(value)
 
     @field_validator("max_message_size", mode="before")
     @classmethod
