@@ -135,6 +135,8 @@ TABLE: tuple[Row, ...] = (
     Row("ticket-receipt.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
     Row("spam.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
     Row("html-marketing.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
+    # A list digest saved without its headers: addresses at line starts, no sender at all.
+    Row("headerless-digest.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
     # --- broken input ---------------------------------------------------------------------
     Row("crlf.eml", Kind.BOUNCE, ("dsn", "formats.sendmail"),
         (userunknown("ivy@example.test"),), ("arf", "autoreply"),

@@ -13,7 +13,7 @@ from ..message import Part
 MAILER_SENDERS = re.compile(
     r"mailer-daemon|postmaster|mail delivery (?:subsystem|system|service)|mail-daemon|"
     r"mail administrator|mailadmin|internet mail delivery|delivery ?status|"
-    r"\bmaildelivery|no-?reply-?bounce|\bbounce[sd]?@|^\s*<?>?\s*$",
+    r"\bmaildelivery|no-?reply-?bounce|\bbounce[sd]?@",
     re.I,
 )
 # Subjects of delivery reports, in the common languages.
@@ -50,10 +50,21 @@ def looks_like_bounce(message: Part) -> bool:
     """
     if "x-failed-recipients" in message:
         return True
-    if MAILER_SENDERS.search(message.get("from")):
+    if from_mail_system(message):
         return True
     subject = message.decoded("subject")
     return bool(BOUNCE_SUBJECTS.search(subject)) and not REPLY_OR_FORWARD.match(subject)
+
+
+def from_mail_system(message: Part) -> bool:
+    """The From header names a mail system, or is the null sender "<>" itself.
+
+    A message with no From header at all (a bare body, a truncated file) says nothing.
+    """
+    if "from" not in message:
+        return False
+    sender = message.get("from")
+    return not sender.strip(" <>\t") or bool(MAILER_SENDERS.search(sender))
 
 
 def own_addresses(message: Part) -> set[str]:

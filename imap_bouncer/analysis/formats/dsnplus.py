@@ -14,7 +14,7 @@ import re
 from .. import dsn
 from ..findings import Failure, Findings, kind_of
 from ..message import Part, header_block_of
-from .common import MAILER_SENDERS, REPLY_OR_FORWARD
+from .common import REPLY_OR_FORWARD, from_mail_system
 
 # The reply code of a quoted SMTP reply: at its start ("550 5.1.1 ...", "<550 ...>") or just
 # before an enhanced status anywhere ("... said: 550 5.1.1 ...").
@@ -31,9 +31,8 @@ def sent_by_mail_system(message: Part, *more_senders: str) -> bool:
     """
     if REPLY_OR_FORWARD.match(message.decoded("subject")):
         return False
-    sender = message.get("from")
-    return bool(MAILER_SENDERS.search(sender)) or any(
-        word in sender.lower() for word in more_senders)
+    sender = message.get("from").lower()
+    return from_mail_system(message) or any(word in sender for word in more_senders)
 
 
 def reply_code(diagnostic: str) -> str:

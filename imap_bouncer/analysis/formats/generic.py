@@ -21,8 +21,8 @@ from ..text import notice_text, original_headers, split_at_original
 from .common import (
     BOUNCE_SUBJECTS,
     DELAY_WORDS,
-    MAILER_SENDERS,
     REPLY_OR_FORWARD,
+    from_mail_system,
     is_system_address,
     looks_like_bounce,
     own_addresses,
@@ -88,7 +88,7 @@ def _cause_lines(notice: str, exclude: set[str]) -> list[tuple[str, str]]:
 
 def _reply_of_anonymous_report(message: Part, subject: str, notice: str) -> str:
     """The SMTP reply quoted by a report that names no recipient, if it surely is one."""
-    if not MAILER_SENDERS.search(message.get("from")) or not BOUNCE_SUBJECTS.search(subject) \
+    if not from_mail_system(message) or not BOUNCE_SUBJECTS.search(subject) \
             or REPLY_OR_FORWARD.match(subject):
         return ""
     found = SMTP_REPLY_LINE.search(notice[:4000])
