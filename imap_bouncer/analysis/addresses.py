@@ -7,13 +7,24 @@ from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
+# Non-ASCII letters may be in an address (RFC 6531); punctuation never is: Chinese and
+# Japanese notices write "收件人：a@b" with a full-width colon, and quotes like "“a@b”".
+NON_ASCII = "\u0080-\u009f\u00c0-\u1fff\u2070-\u2fff\u3040-\ufefe\uff10-\uff19\uff21-\uff3a" \
+    "\uff41-\uff5a\uff66-\uffff"
+_WORD = f"A-Za-z0-9{NON_ASCII}"
+# The punctuation left out of NON_ASCII, for patterns that exclude rather than include.
+PUNCTUATION = "\u00a0-\u00bf\u2000-\u206f\u3000-\u303f\uff01-\uff0f\uff1a-\uff20" \
+    "\uff3b-\uff40\uff5b-\uff65"
+
 # Something that looks like an address inside free text.
 ADDRESS_IN_TEXT = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\uffff.-]+@"
-    r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\u0080-\uffff-]*[A-Za-z0-9\u0080-\uffff])?"
-    r"(?:\.[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\u0080-\uffff-]*[A-Za-z0-9\u0080-\uffff])?)*)"
+    rf"[{_WORD}!#$%&'*+/=?^_`{{|}}~.-]+@"
+    rf"(?:\[[0-9A-Fa-f:.]+\]|[{_WORD}](?:[{_WORD}-]*[{_WORD}])?"
+    rf"(?:\.[{_WORD}](?:[{_WORD}-]*[{_WORD}])?)*)"
 )
 _ADDRESS_TYPE = re.compile(r"^\s*(?:rfc822|utf-8|x400|unknown)\s*;", re.I)
+# Exchange and MailEnable write the address type before the address: "[SMTP:a@b]".
+_ADDRESS_PREFIX = re.compile(r"^(?:mailto|smtp|sip):", re.I)
 
 
 def strip_address(value: str) -> str:
@@ -27,9 +38,7 @@ def strip_address(value: str) -> str:
         value = value.strip('"')
     if value.startswith("[") or (value.endswith("]") and "@[" not in value):
         value = value.strip("[]")
-    if value.lower().startswith("mailto:"):
-        value = value[7:]
-    return value
+    return _ADDRESS_PREFIX.sub("", value)
 
 
 @lru_cache(maxsize=4096)

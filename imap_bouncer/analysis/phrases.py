@@ -82,6 +82,7 @@ PHRASES: list[tuple[Reason, str]] = [
                      r"listed|refused|rejected|denied|not allowed)|"
                      r"\bip (?:address )?(?:blocked|banned|listed|refused|rejected|denied)|"
                      r"\badresse ip source bloquee|"  # Orange (French)
+                     r"not accepted from (?:this|your|the) ip|"  # Microsoft 5.7.708
                      r"messages from \S+ weren't sent|"  # Exim blocklist notices
                      r"invalid ip for sending|"  # Yahoo
                      r"\bblocked (?:ip|using)\b|"  # QQ, Postfix reject_rbl_client
@@ -118,7 +119,8 @@ PHRASES: list[tuple[Reason, str]] = [
                          r"exceed(?:ed|s)? (?:the |his |her |their )?(?:storage|quota|mailbox)|"
                          r"mailbox size limit|(?:mailbox )?storage (?:limit|full)|"
                          r"too much mail|full mailbox|user(?:'s)? (?:disk )?quota|"
-                         r"mail ?box.{0,20}\bis full\b|insufficient (?:space|storage) in mailbox"),
+                         r"mail ?box.{0,20}\bis full\b|insufficient (?:space|storage) in mailbox|"
+                         r"\bdisk quota\b|reached (?:\w+ ){0,2}quota\b"),  # Sun/iPlanet, Unix MTAs
     (Reason.EXCEEDLIMIT, r"exceeds? (?:the )?(?:recipient's|user's|mailbox) size limit|"
                          r"length exceeds limit set by recipient"),  # Amazon SES 5.2.3
     (Reason.EXCEEDLIMIT, r"message length exceeds administrative limit"),  # RFC 3463 5.2.3 wording
@@ -135,8 +137,8 @@ PHRASES: list[tuple[Reason, str]] = [
     (Reason.NETWORKERROR, r"\bdns error: \d+ dns type '\w+' lookup of"),  # Gmail: its own lookup
                           # failed (NXDOMAIN, no answers); sent as 4.0.0, Gmail keeps retrying
     (Reason.HOSTUNKNOWN, r"host (?:or domain name )?not found|unknown host|no such domain|"
-                         r"domain (?:not found|does not exist|doesn't exist|unknown|"
-                         r"name not found)|"
+                         r"domain (?:\S+ )?(?:not found|does not exist|doesn't exist|unknown|"
+                         r"name not found)|infodomainnonexistent|"  # Microsoft 5.4.310
                          r"name or service not known|unrouteable (?:mail )?(?:domain|address)|"
                          r"unroutable (?:mail )?(?:domain|address)|invalid domain|"
                          r"\bnxdomain\b|no mx (?:record|host)|had no relevant answers|"
@@ -171,6 +173,7 @@ PHRASES: list[tuple[Reason, str]] = [
                          r"user (?:is )?not (?:local|here)|unknown or illegal alias|"
                          r"bad destination mailbox|nosuchuser|user_unknown|recipnotfound|"
                          r"recipient(?: name)? (?:is )?not (?:found|recognized)|"  # Exchange
+                         r"recipientnotfound|recipient \S+@\S+ (?:was )?not found|"  # Microsoft
                          r"(?:doesn't|does not) have an? .{1,40} account|"  # Yahoo "dd This user"
                          r"\baddress rejected\b(?! ?:)|"  # Postfix, Google: bare refusal
                          r"recipient address rejected: access denied|"  # Office 365 5.4.1
@@ -194,7 +197,8 @@ PHRASES: list[tuple[Reason, str]] = [
                      r"did not accept our requests to connect|"  # Gmail, after days of retries
                      r"timed? ?out|\btimeout\b"),  # a host that kept timing out until expiry
     (Reason.NETWORKERROR, r"mail (?:for .{0,40})?loops? back|routing loop|too many hops|"
-                          r"loop detected|connection (?:refused|reset)|lost connection|"
+                          r"loop detected|\bmail loop\b|hop count exceeded|"
+                          r"connection (?:refused|reset)|lost connection|"
                           r"no route to host|network (?:is )?unreachable|host (?:is )?unreachable|"
                           r"network error|\bdns (?:error|failure)|"
                           r"(?:wasn't|was not) able to establish an smtp connection"),  # qmail
@@ -290,6 +294,7 @@ _COMPILED = _compile(PHRASES)
 _GAVE_UP = _compile(GAVE_UP)
 _SPACES = re.compile(r"\s+")
 # A code and status repeated inside a multi-line reply ("... multiple 550 5.7.1 addresses").
+_LINKS = re.compile(r"(?:https?://)?((?:www\.)?[\w-]+(?:\.[\w-]+)+)/\S*", re.I)
 _REPEATED_CODES = re.compile(r"(?<=\s)[245]\d\d(?:[ -]#?[245]\.\d{1,3}\.\d{1,3}|-)\s?")
 
 
@@ -306,6 +311,10 @@ def gave_up(text: str) -> tuple[Reason, str] | None:
 def _first(table: list[_Entry], text: str) -> tuple[Reason, str] | None:
     if not text:
         return None
+    if "http" in text or "www." in text:
+        # A link's path is a reference, not the verdict ("/reputation/?ip="); its host may name
+        # the blocklist ("http://www.spamhaus.org/query/...").
+        text = _LINKS.sub(r"\1 ", text)
     text = _REPEATED_CODES.sub("", _SPACES.sub(" ", text))
     lowered = text.lower()
     if len(lowered) != len(text):  # a few characters grow when lower-cased; keep spans right

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ...report import Action
-from ..addresses import ADDRESS_IN_TEXT, normalize_address
+from ..addresses import ADDRESS_IN_TEXT, PUNCTUATION, normalize_address
 from ..findings import Failure
 from ..message import Part
 
@@ -89,9 +89,11 @@ def is_system_address(address: str) -> bool:
 # "  a@b", Sendmail "<a@b>... User unknown").
 _BLOCK_START = re.compile(
     r"^\s*(?:(?:RCPT To|To|Recipient(?: address)?|Original-Recipient|Failed recipient|"
-    r"Address|Empfänger|Destinataire)\s*:\s*)?"
-    r"(?:\"[^\"]*\"\s*)?<?(?:mailto:)?([^\s<>@\"]+@[^\s<>\"(),;:]*[^\s<>\"(),;:.])>?"
-    r"(?:[\s:;,.(]|\.\.\.|$)",
+    r"Address|Empfänger|Destinataire|Destinatario|Destinatário|Ontvanger|Odbiorca|Получатель|"
+    r"宛先|送信先|受信者|收件人|收信人)\s*[:：]\s*)?"  # the label in the common languages
+    r"(?:\"[^\"]*\"\s*)?[<\[']?(?:mailto:|smtp:)?"
+    rf"([^\s<>@\"{PUNCTUATION}]+@[^\s<>\"(),;:\]'{PUNCTUATION}]*[^\s<>\"(),;:.\]'{PUNCTUATION}])"
+    r"[>\]']?(?:[\s:;,.(]|\.\.\.|$)",
     re.I,
 )
 

@@ -14,7 +14,7 @@ import re
 
 from ...report import Action, Kind
 from .. import phrases
-from ..addresses import find_addresses, normalize_address
+from ..addresses import ADDRESS_IN_TEXT, find_addresses, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers, split_at_original
@@ -54,6 +54,9 @@ def analyze(message: Part) -> Findings | None:
     elif blocks:
         failures = [Failure(address=a, action=action, diagnostic=t) for a, t in blocks]
         evidence = "recipient blocks in a bounce notice"
+    elif (lines := _lead_in_lines(notice, own_addresses(message))):
+        failures = [Failure(address=a, action=action, diagnostic=t) for a, t in lines]
+        evidence = "lines that say delivery to a recipient failed"
     elif (lines := _cause_lines(notice, own_addresses(message))):
         failures = [Failure(address=a, action=action, diagnostic=t) for a, t in lines]
         evidence = "lines naming a recipient and a cause of failure"
@@ -70,6 +73,37 @@ def analyze(message: Part) -> Findings | None:
         original_headers=original_headers(message),
         notice=notice,
     )
+
+
+# Words before a recipient that say delivery to it failed: CommuniGate Pro "Failed to deliver
+# to '<a@b>'", Barracuda "Your message to: a@b", and the like in many small MTAs.
+_LEAD_IN = re.compile(
+    r"(?:failed to deliver|could not (?:be )?deliver(?:ed)?|(?:was|were|has|have) not (?:been )?"
+    r"delivered|unable to deliver|delivery (?:has )?failed|your (?:e-?mail|message) to)"
+    r"\b[^@\n]{0,30}$", re.I)  # ...then at most a few characters up to the address
+_BLOCK_LINES = 5  # lines after the lead-in that can still be its cause
+
+
+def _lead_in_lines(notice: str, exclude: set[str]) -> list[tuple[str, str]]:
+    """(address, its words) for each line that names one recipient after a lead-in saying
+    its delivery failed; the words are the rest of the line and the lines up to a blank."""
+    found: dict[str, str] = {}
+    lines = notice[:4000].split("\n")
+    for number, line in enumerate(lines):
+        named = ADDRESS_IN_TEXT.search(line) if "@" in line else None
+        if named is None or not _LEAD_IN.search(line[:named.start()]):
+            continue
+        addresses = [a for a in find_addresses(line) if a not in exclude
+                     and not is_system_address(a)]
+        if len(addresses) != 1:
+            continue
+        words = [line[named.end():].strip(" '\">")]
+        for following in lines[number + 1:number + 1 + _BLOCK_LINES]:
+            if not following.strip():
+                break
+            words.append(following.strip())
+        found.setdefault(addresses[0], " ".join(w for w in words if w))
+    return list(found.items())
 
 
 def _cause_lines(notice: str, exclude: set[str]) -> list[tuple[str, str]]:
