@@ -11,6 +11,7 @@ from ..report import Action, Kind, Reason
 from .addresses import normalize_address
 from .findings import Failure, Findings
 from .message import Part, parse_field_groups
+from .origin import machine_sent
 from .text import original_headers
 
 # Fields of the feedback report that name the complained-about recipient (RFC 5965 3.2 and
@@ -21,7 +22,9 @@ MICROSOFT_RECIPIENT = "x-hmxmroriginalrecipient"
 
 
 def analyze(message: Part) -> Findings | None:
-    report = message.find("message/feedback-report")
+    # A complaint forwarded by a person to a colleague is not a new complaint.
+    report = message.find("message/feedback-report") if machine_sent(message) \
+        else message.find_outside_attached("message/feedback-report")
     if report is not None:
         fields = [f for group in parse_field_groups(report.text) for f in group]
         values: dict[str, list[str]] = {}

@@ -14,6 +14,7 @@ from ..report import Action, Kind, Reason
 from .addresses import normalize_address
 from .findings import Failure, Findings
 from .message import Part
+from .origin import from_list
 
 # Headers that mark an automatic reply, with the value that does (None: any value).
 AUTOREPLY_HEADERS: list[tuple[str, re.Pattern | None]] = [
@@ -21,7 +22,7 @@ AUTOREPLY_HEADERS: list[tuple[str, re.Pattern | None]] = [
     ("x-autoreply", None),  # many webmail vacation programs
     ("x-autorespond", None),  # cPanel, various
     ("x-autoresponder", None),  # various
-    ("x-ms-exchange-inbox-rules-loop", None),  # Exchange inbox rule replies
+    # (not X-MS-Exchange-Inbox-Rules-Loop: Exchange inbox rules also forward and redirect)
     ("x-vacation", None),  # vacation(1)
     ("x-mailer", re.compile(r"vacation|autorespond|auto-?reply", re.I)),
     ("precedence", re.compile(r"^\s*auto[_-]?reply", re.I)),  # old vacation programs
@@ -29,12 +30,13 @@ AUTOREPLY_HEADERS: list[tuple[str, re.Pattern | None]] = [
 ]
 
 # Subjects of automatic replies, in the languages most bounce mailboxes see.
-AUTOREPLY_SUBJECTS = re.compile(
+_SUBJECT_WORDS = (
     r"^\s*(?:"
     r"auto(?:matic|matische|matique|matica|mático)?[ -]?(?:reply|response|respons|antwort|"
     # English, German, French, Italian, Spanish, Portuguese, Swedish, Polish, Dutch
     r"réponse|reponse|risposta|respuesta|resposta|svar|odpowiedź|antwoord)"
-    r"|out of (?:the )?office|away from (?:the )?office|on vacation|on leave|on holiday"
+    r"|out of (?:the )?office|away from (?:the )?office|away from (?:my )?(?:e-?)?mail"
+    r"|on vacation|on leave|on holiday"
     r"|abwesenheit|abwesend|nicht im büro|außer haus"  # German
     r"|absence|absent|en congé|en vacances|hors du bureau"  # French
     r"|fuera de la oficina|ausente|fuera de oficina"  # Spanish
@@ -44,19 +46,27 @@ AUTOREPLY_SUBJECTS = re.compile(
     r"|frånvaro|ej på kontoret|fravær"  # Swedish, Norwegian
     r"|不在|自動応答|自动回复|自動回覆"  # Japanese, Chinese
     r"|автоответ|отпуск"  # Russian
-    r")",
-    re.I,
+    r")"
 )
+# As a prefix ("Out of Office: ...", "Abwesenheitsnotiz: ...") or the whole subject; a subject
+# that only starts with the words ("Out of office party on Friday") is a topic, not a reply,
+# unless the message answers another one (In-Reply-To, References).
+AUTOREPLY_SUBJECTS = re.compile(_SUBJECT_WORDS + r"(?=\w*\s*(?:[:：]|$))", re.I)
+SUBJECT_OF_A_REPLY = re.compile(_SUBJECT_WORDS, re.I)
 # Bodies that announce an absence: only trusted on a message marked auto-generated.
 ABSENCE_PHRASES = re.compile(
     r"out of (?:the )?office|i am (?:currently )?away|i'm (?:currently )?away|on vacation|"
     r"on annual leave|on leave until|will be back|limited access to (?:my )?e-?mail|"
     r"will respond (?:to your (?:message|e-?mail) )?(?:as soon as|when|upon)|"
-    r"traveling|travelling|bin (?:bis|ab) .{0,30} (?:nicht|abwesend)|je suis absent",
+    r"i am (?:currently )?travel?ling|i'm (?:currently )?travel?ling|"
+    r"bin (?:bis|ab) .{0,30} (?:nicht|abwesend)|je suis absent",
     re.I,
 )
 # Senders that are delivery systems, never people: their messages are bounces or notices.
 SYSTEM_SENDERS = re.compile(r"mailer-daemon|postmaster|mail delivery|mail-daemon", re.I)
+
+# Notifications (trackers, forums, newsletters) are auto-generated too, and quote people.
+BULK_PRECEDENCE = re.compile(r"^\s*(?:bulk|list)\b", re.I)
 
 
 def analyze(message: Part) -> Findings | None:
@@ -70,10 +80,13 @@ def analyze(message: Part) -> Findings | None:
             evidence = f"header {name}: {value[:60]}"
             break
     subject = message.decoded("subject")
-    if not evidence and AUTOREPLY_SUBJECTS.search(subject):
+    answers = "in-reply-to" in message or "references" in message
+    if not evidence and (AUTOREPLY_SUBJECTS.search(subject) or (
+            answers and SUBJECT_OF_A_REPLY.search(subject))):
         evidence = f"subject {subject[:60]!r}"
     if not evidence and message.get("auto-submitted").lower().startswith("auto-generated") \
-            and not message.is_multipart and ABSENCE_PHRASES.search(message.text[:2000]):
+            and not message.is_multipart and ABSENCE_PHRASES.search(message.text[:2000]) \
+            and not BULK_PRECEDENCE.match(message.get("precedence")) and not from_list(message):
         evidence = "auto-generated message announcing an absence"
     if not evidence:
         return None

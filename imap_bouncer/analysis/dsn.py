@@ -19,7 +19,8 @@ from ..report import Action
 from .addresses import normalize_address
 from .findings import Failure, Findings, kind_of
 from .message import Part, parse_field_groups
-from .text import notice_text, original_headers, split_at_original
+from .origin import machine_sent
+from .text import ORIGINAL_MARKERS, notice_text, original_headers, split_at_original
 
 STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _ACTIONS = {a.value: a for a in Action}
@@ -59,10 +60,15 @@ _TRANSCRIPT = re.compile(r"^[ \t]*-+ ?Transcript of session follows ?-+[ \t]*\n(
 
 def status_part(message: Part) -> Part | None:
     """The part holding the per-recipient fields, if the message has one."""
-    part = message.find(*STATUS_TYPES)
+    # A person's forward carries the report as an attachment: only a mail system's message is
+    # read through to the reports it wraps (relays that return a report inside their own).
+    part = message.find(*STATUS_TYPES) if machine_sent(message) \
+        else message.find_outside_attached(*STATUS_TYPES)
     if part is not None:
         return part
-    if message.content_type == "multipart/report":
+    report_type = message.params.get("report-type", "delivery-status").strip().lower()
+    # A read receipt (report-type=disposition-notification, RFC 8098) has Final-Recipient too.
+    if message.content_type == "multipart/report" and report_type.endswith("delivery-status"):
         for child in message.parts:
             if child.content_type.startswith("text/") and child is not message.parts[0] \
                     and _LOOKS_LIKE_STATUS.search(child.text[:2000]):
@@ -107,7 +113,26 @@ def _fields_text(message: Part) -> tuple[str, str, str] | None:
     fields = body[start.start():]
     if not (_RECIPIENT_FIELD.search(fields) and _ACTION_OR_STATUS.search(fields)):
         return None
+    if pasted and _prose_after_fields(fields):
+        return None  # a person quoting a report, then explaining it
     return fields, body[:start.start()], "delivery-status fields in the message body"
+
+
+_ORIGINAL_HEADER = re.compile(r"^(?:Received|Return-Path|Message-Id|Subject|From|Date)[ \t]*:",
+                              re.I | re.M)
+_FIELD_LINE = re.compile(r"^(?:[!-9;-~]+[ \t]*:|[ \t])")
+
+
+def _prose_after_fields(fields: str) -> bool:
+    """A paragraph of prose after the fields: machine reports end with fields or with the
+    returned message's headers; a person's explanation goes on in sentences."""
+    for block in re.split(r"\n[ \t]*\n", fields.strip()):
+        lines = [line for line in block.split("\n") if line.strip()]
+        if lines and not all(_FIELD_LINE.match(line) for line in lines):
+            return not ORIGINAL_MARKERS.match(lines[0].strip())
+        if _ORIGINAL_HEADER.search(block):
+            return False  # the returned message's headers: what follows is its body
+    return False
 
 
 def _failures(text: str) -> list[Failure]:

@@ -356,6 +356,17 @@ class Part:
         for child in self.parts:
             yield from child.walk()
 
+    def find_outside_attached(self, *content_types: str) -> Part | None:
+        """Like `find`, but not inside attached messages (message/rfc822 and the like)."""
+        stack = [self]
+        while stack:
+            part = stack.pop(0)
+            if part.content_type in content_types:
+                return part
+            if part.content_type.startswith("multipart/"):
+                stack[0:0] = part.parts
+        return None
+
     def find(self, *content_types: str) -> Part | None:
         """The first descendant (or self) whose content type is one of those given."""
         for part in self.walk():

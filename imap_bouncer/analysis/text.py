@@ -71,6 +71,7 @@ def _notice_text(message: Part) -> str:
 
 
 _TAG = re.compile(r"<(?:br|p|div|tr|li|h\d)\b[^>]*>", re.I)
+_CELL = re.compile(r"</?t[dh]\b[^>]*>", re.I)  # table cells stay apart
 _ANY_TAG = re.compile(r"<[^>]*>", re.S)
 _ENTITIES = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#39;": "'"}
 
@@ -78,7 +79,7 @@ _ENTITIES = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"
 def html_to_text(html: str) -> str:
     """Just enough HTML-to-text for reading a provider's bounce page."""
     html = re.sub(r"<(script|style)\b.*?</\1>", "", html, flags=re.I | re.S)
-    text = _ANY_TAG.sub("", _TAG.sub("\n", html))
+    text = _ANY_TAG.sub("", _CELL.sub(" ", _TAG.sub("\n", html)))
     for entity, char in _ENTITIES.items():
         text = text.replace(entity, char)
     return re.sub(r"[ \t]+", " ", text)

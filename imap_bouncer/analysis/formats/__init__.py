@@ -12,6 +12,7 @@ from types import ModuleType
 
 from ..findings import Findings
 from ..message import Part
+from ..origin import machine_sent
 
 # One module per format; KNOWN below says in which order they are tried.
 from . import (
@@ -111,9 +112,19 @@ KNOWN: tuple[ModuleType, ...] = (
 )
 
 
+# Formats recognised only by the words of their notice, which a person can paste or forward:
+# tried only on a message a mail system sent (`origin.machine_sent`).
+WORDS_ONLY = {"x1", "x2", "x3", "x6", "dragonfly", "domino", "notes", "v5sendmail", "jamesmta",
+             "mailfoundry", "messagingserver", "qmail", "exim", "sendmail", "postfix", "courier",
+             "powermta"}
+
+
 def analyze_known(message: Part) -> Findings | None:
     """The first known format that claims the message."""
+    machine = machine_sent(message)
     for module in KNOWN:
+        if module.NAME in WORDS_ONLY and not machine:
+            continue
         findings = module.analyze(message)
         if findings is not None:
             if not findings.analyzer:

@@ -8,14 +8,14 @@ from ...report import Action
 from ..addresses import ADDRESS_IN_TEXT, PUNCTUATION, normalize_address
 from ..findings import Failure
 from ..message import Part
-
-# Senders of delivery reports (RFC 3464 recommends MAILER-DAEMON or postmaster).
-MAILER_SENDERS = re.compile(
-    r"mailer-daemon|postmaster|mail delivery (?:subsystem|system|service)|mail-daemon|"
-    r"mail administrator|mailadmin|internet mail delivery|delivery ?status|"
-    r"\bmaildelivery|no-?reply-?bounce|\bbounce[sd]?@",
-    re.I,
+from ..origin import (
+    from_list,
+    from_mail_system,
+    is_reply_or_forward,
+    machine_sent,
+    null_return_path,
 )
+
 # Subjects of delivery reports, in the common languages.
 BOUNCE_SUBJECTS = re.compile(
     r"undeliver|undelivered|not (?:be )?delivered|delivery (?:status notification|failure|"
@@ -29,7 +29,7 @@ BOUNCE_SUBJECTS = re.compile(
     re.I,
 )
 DELAY_WORDS = re.compile(
-    r"\bdelay(?:ed)?\b|will (?:continue|keep) (?:to )?(?:try|trying|attempting)|"
+    r"\bdelay(?:ed)?\b(?!=)|will (?:continue|keep) (?:to )?(?:try|trying|attempting)|"
     r"will be retried|not yet been delivered|has not been delivered yet|still trying|"
     r"warning: message .{0,40} still undelivered|temporarily deferred",
     re.I,
@@ -39,32 +39,22 @@ SYSTEM_LOCALS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "root",
                            "noreply", "no-reply", "daemon", "bounce", "bounces"})
 
 
-# "Re:", "Fw:", "AW:", "WG:", "TR:", "RV:": a person answering or passing on a report.
-REPLY_OR_FORWARD = re.compile(r"^\s*(?:re|fwd?|aw|wg|tr|rv|sv|vs)\s*(?:\[\d+\])?\s*:", re.I)
-
-
 def looks_like_bounce(message: Part) -> bool:
     """A cheap look at the headers: sent by a mail system, about a failed delivery.
 
     A bounce-like subject alone is not enough when it is a person's reply or forward.
     """
+    if from_list(message) and not null_return_path(message):
+        return False
     if "x-failed-recipients" in message:
         return True
     if from_mail_system(message):
         return True
     subject = message.decoded("subject")
-    return bool(BOUNCE_SUBJECTS.search(subject)) and not REPLY_OR_FORWARD.match(subject)
-
-
-def from_mail_system(message: Part) -> bool:
-    """The From header names a mail system, or is the null sender "<>" itself.
-
-    A message with no From header at all (a bare body, a truncated file) says nothing.
-    """
-    if "from" not in message:
-        return False
-    sender = message.get("from")
-    return not sender.strip(" <>\t") or bool(MAILER_SENDERS.search(sender))
+    # A subject alone is not enough either: parcels, invoices and tickets are "not delivered"
+    # too. It takes a sign of a mail system as well.
+    return bool(BOUNCE_SUBJECTS.search(subject)) and not is_reply_or_forward(subject) \
+        and machine_sent(message)
 
 
 def own_addresses(message: Part) -> set[str]:

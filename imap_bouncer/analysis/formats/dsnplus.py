@@ -14,7 +14,7 @@ import re
 from .. import dsn
 from ..findings import Failure, Findings, kind_of
 from ..message import Part, header_block_of
-from .common import REPLY_OR_FORWARD, from_mail_system
+from ..origin import from_mail_system, is_reply_or_forward
 
 # The reply code of a quoted SMTP reply: at its start ("550 5.1.1 ...", "<550 ...>") or just
 # before an enhanced status anywhere ("... said: 550 5.1.1 ...").
@@ -29,7 +29,7 @@ def sent_by_mail_system(message: Part, *more_senders: str) -> bool:
     Gateways stamp their headers on every message they pass, so a header alone never tells
     their own reports from a person's mail; the sender and the subject do.
     """
-    if REPLY_OR_FORWARD.match(message.decoded("subject")):
+    if is_reply_or_forward(message.decoded("subject")):
         return False
     sender = message.get("from").lower()
     return from_mail_system(message) or any(word in sender for word in more_senders)

@@ -17,12 +17,11 @@ from .. import phrases
 from ..addresses import ADDRESS_IN_TEXT, find_addresses, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
+from ..origin import MAILER_SENDERS, NULL_PATHS, from_mail_system, is_reply_or_forward
 from ..text import notice_text, original_headers, split_at_original
 from .common import (
     BOUNCE_SUBJECTS,
     DELAY_WORDS,
-    REPLY_OR_FORWARD,
-    from_mail_system,
     is_system_address,
     looks_like_bounce,
     own_addresses,
@@ -42,7 +41,10 @@ def analyze(message: Part) -> Findings | None:
     subject = message.decoded("subject")
     delayed = bool(DELAY_WORDS.search(subject) or DELAY_WORDS.search(notice[:3000]))
     action = Action.DELAYED if delayed else Action.FAILED
-    blocks = recipient_blocks(notice, own_addresses(message))
+    # A block that opens with an address but says nothing of a failure, nor do the lines
+    # after it, is a contact list, a signature or a quoted header, not a recipient's report.
+    blocks = [(a, t) for a, t in recipient_blocks(notice, own_addresses(message))
+              if _says_failure(t) or _says_failure(_words_after(notice, a))]
     failed_header = [normalize_address(piece) for value in message.get_all("x-failed-recipients")
                      for piece in value.split(",")]
     failed_header = [address for address in failed_header if address]
@@ -106,13 +108,30 @@ def _lead_in_lines(notice: str, exclude: set[str]) -> list[tuple[str, str]]:
     return list(found.items())
 
 
+_FAILURE_EVIDENCE = re.compile(r"\b[245]\d\d\b|\b[245]\.\d{1,3}\.\d{1,3}\b")
+
+
+def _says_failure(text: str) -> bool:
+    """The words after an address name a failure: an SMTP reply, a status, a known phrase."""
+    return bool(_FAILURE_EVIDENCE.search(text) or phrases.match(text))
+
+
+_AFTER = 400  # characters after an address alone on its line that can still say why
+
+
+def _words_after(notice: str, address: str) -> str:
+    """The text that follows the address's line ("Technical details:" then the reply)."""
+    start = notice.lower().find(address.lower())
+    return notice[start + len(address):start + len(address) + _AFTER] if start >= 0 else ""
+
+
 def _cause_lines(notice: str, exclude: set[str]) -> list[tuple[str, str]]:
     """(address, line) for each line that names exactly one recipient and a cause of failure
     the phrase tables know, as one-line notices do."""
     found: dict[str, str] = {}
     for line in notice[:4000].split("\n"):
-        if "@" not in line:
-            continue
+        if "@" not in line or line.lstrip().startswith(">"):
+            continue  # a quoted line is someone else's words
         addresses = [a for a in find_addresses(line) if a not in exclude
                      and not is_system_address(a)]
         if len(addresses) == 1 and phrases.match(line):
@@ -123,7 +142,15 @@ def _cause_lines(notice: str, exclude: set[str]) -> list[tuple[str, str]]:
 def _reply_of_anonymous_report(message: Part, subject: str, notice: str) -> str:
     """The SMTP reply quoted by a report that names no recipient, if it surely is one."""
     if not from_mail_system(message) or not BOUNCE_SUBJECTS.search(subject) \
-            or REPLY_OR_FORWARD.match(subject):
+            or is_reply_or_forward(subject):
+        return ""
+    # A report that names nobody must at least have come back on the null sender
+    # (RFC 5321 4.5.5) and not ask for answers elsewhere: a spoofed "Mail Delivery System"
+    # From with a real envelope sender or a Reply-To is phishing.
+    return_path = message.get("return-path").strip()
+    spoofed = return_path and return_path not in NULL_PATHS \
+        and not MAILER_SENDERS.search(return_path)
+    if spoofed or "reply-to" in message:
         return ""
     found = SMTP_REPLY_LINE.search(notice[:4000])
     return found.group(0).strip() if found else ""

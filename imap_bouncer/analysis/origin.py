@@ -1,0 +1,76 @@
+"""Who wrote a message: a mail system, a mailing list, or a person.
+
+A delivery report is written by an MTA (RFC 3464 section 2: sent from the null reverse-path,
+RFC 5321 section 4.5.5), never by a list, and a person who pastes, quotes or forwards one
+keeps every sentence of it. So the analyzers that recognise a report only by its words, or
+that look inside attached messages, first ask whether a mail system sent this message.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .message import Part
+
+# Senders of delivery reports (RFC 3464 recommends MAILER-DAEMON or postmaster).
+MAILER_SENDERS = re.compile(
+    r"mailer-daemon|postmaster|mail delivery (?:subsystem|system|service)|mail-daemon|"
+    r"mail administrator|mailadmin|internet mail delivery|delivery ?status|"
+    r"post_master|"  # Apache James
+    r"\bmaildelivery|no-?reply-?bounce|\bbounce[sd]?@",
+    re.I,
+)
+# A person answering or passing on a message: "Re:", "Fw:", German "AW:"/"WG:", French "TR:",
+# Spanish "RV:", Nordic "SV:"/"VS:", Dutch "Antw:"/"Doorst:", Italian "R:"/"RIF:"/"I:",
+# Portuguese "RES:"/"ENC:", Polish "Odp:"/"PD:", Turkish "Ynt:"/"İlt:", Chinese and Japanese;
+# after any list tags ("[users] Re:"), and Thunderbird's old bracketed "[Fwd: ...]".
+REPLY_OR_FORWARD = re.compile(
+    r"^\s*(?:\[[^\]]{0,60}\]\s*)*\[?\s*(?:re|fwd?|aw|wg|tr|rv|sv|vs|antw|doorst|r|rif|i|res|"
+    r"enc|odp|pd|ynt|ilt|回复|回覆|答复|转发|轉寄|返信|転送)\s*(?:\[\d+\])?\s*[:：]",
+    re.I,
+)
+# Headers a mailing list or a bulk sender adds (RFC 2369, RFC 2919, ezmlm's Mailing-List).
+LIST_HEADERS = ("list-id", "list-post", "list-unsubscribe", "list-help", "mailing-list")
+NULL_PATHS = ("<>", "<null>")
+
+
+def from_mail_system(message: Part) -> bool:
+    """The From header names a mail system, or is the null sender "<>" itself.
+
+    A message with no From header at all (a bare body, a truncated file) says nothing.
+    """
+    if "from" not in message:
+        return False
+    sender = message.get("from")
+    return not sender.strip(" <>\t") or bool(MAILER_SENDERS.search(sender))
+
+
+def from_list(message: Part) -> bool:
+    """Distributed by a mailing list or a bulk sender: a post, a digest, a newsletter."""
+    return any(name in message for name in LIST_HEADERS)
+
+
+def machine_sent(message: Part) -> bool:
+    """Some sign that a mail system wrote the message.
+
+    The null return path is the surest (a list post never has it, while a report that passed
+    through a list keeps it along with the list's headers). Otherwise, not from a list, and a
+    mail system's From, X-Failed-Recipients, a top-level multipart/report, or no From at all
+    (a report saved without its headers).
+    """
+    if null_return_path(message):
+        return True
+    if from_list(message):
+        return False
+    return (from_mail_system(message) or "from" not in message
+            or "x-failed-recipients" in message
+            or message.content_type == "multipart/report")
+
+
+def null_return_path(message: Part) -> bool:
+    """Sent from the null reverse-path, as every delivery report is (RFC 5321 4.5.5)."""
+    return message.get("return-path").strip() in NULL_PATHS
+
+
+def is_reply_or_forward(subject: str) -> bool:
+    return bool(REPLY_OR_FORWARD.match(subject))
