@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 
 import pytest
-from support import sample, sample_names
+from support import SAMPLES, sample, sample_names
 
 from imap_bouncer.analysis import CHAIN, Options, analyze, formats
 from imap_bouncer.analysis.message import parse_message
@@ -253,3 +253,41 @@ def test_bad_address_sample_trips_the_stdlib() -> None:
 def test_truncated_sample_is_cut_mid_part() -> None:
     raw = sample("truncated.eml")
     assert not raw.endswith(b"\n") and b"--C0FFEE42.1713132880/mx3.example.net--" not in raw
+
+
+# --- two collections with their expectations in a manifest beside them ---------------------
+# ordinary/: mail a bounce mailbox also receives (list posts, people writing about bounces,
+# forwards, notifications, phishing dressed as a mail system, auto-replies); none may yield a
+# failed or delayed recipient. mta/: reports of MTAs and providers the analyzer was not built
+# on (localized Microsoft 365, hMailServer, CommuniGate, QQ...), written to check that the
+# rules generalise.
+ORDINARY = SAMPLES / "ordinary"
+MTA = SAMPLES / "mta"
+
+
+def manifest(folder) -> dict:
+    return json.loads((folder / "expected.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", sorted(manifest(ORDINARY)))
+def test_ordinary_mail_is_not_a_bounce(name: str) -> None:
+    report = analyze((ORDINARY / name).read_bytes())
+    failed = [r.address for r in report.recipients if r.action in (FAILED, DELAYED)]
+    assert (str(report.kind), failed) == (manifest(ORDINARY)[name], []), report.evidence
+
+
+@pytest.mark.parametrize("name", sorted(manifest(MTA)))
+def test_reports_of_other_mtas(name: str) -> None:
+    expected = manifest(MTA)[name]
+    report = analyze((MTA / name).read_bytes())
+    found = sorted((r.address, str(r.action), str(r.reason), r.permanent)
+                   for r in report.recipients if r.action in (FAILED, DELAYED))
+    wanted = sorted((r["address"], r["action"], r["reason"], r["permanent"])
+                    for r in expected["recipients"])
+    assert (str(report.kind), found) == (expected["kind"], wanted), \
+        [r.evidence for r in report.recipients]
+
+
+@pytest.mark.parametrize("folder", [ORDINARY, MTA], ids=["ordinary", "mta"])
+def test_manifest_covers_every_file(folder) -> None:
+    assert sorted(manifest(folder)) == sorted(p.name for p in folder.glob("*.eml"))
