@@ -27,7 +27,8 @@ PHRASES: list[tuple[Reason, str]] = [
                         r"\brdns\b|\bdns ptr\b"),  # Gmail 5.7.25, GMX, Exim ACLs, many
     (Reason.REQUIREPTR, r"(?:cannot|can't|could not|unable to) (?:resolve|find) (?:your |the )?"
                         r"(?:host ?name|reverse)"),  # Postfix reject_unknown_client_hostname
-    (Reason.REQUIREPTR, r"\bip name lookup failed|"  # Sendmail "Access denied. IP name lookup"
+    (Reason.REQUIREPTR, r"\bunverif[iy]?able sending ips?\b|"  # Exim FCrDNS ACL "... is not <ip>"
+                        r"\bip name lookup failed|"  # Sendmail "Access denied. IP name lookup"
                         r"\bhostname (?:does not|doesn't) resolve|"  # Exim, Postfix ACLs
                         r"mismatches client ip"),  # Outlook.com "domain [x] mismatches client ip"
     # --- SPF, DKIM, DMARC -------------------------------------------------------------------
@@ -213,6 +214,11 @@ PHRASES: list[tuple[Reason, str]] = [
     # --- last, a bare "blocked" without a more precise cause: the sender's side is refused -----
     (Reason.BLOCKED, r"\bblocked\b|\bbanned\b"),
 ]
+
+# Words that say outright that the account does not exist, whatever the SMTP stage: Yahoo
+# accepts every RCPT TO and refuses unknown accounts after DATA ("554 delivery error: dd This
+# user doesn't have a yahoo.com account"), so there the reply to DATA is about the address.
+ACCOUNT_MISSING = re.compile(r"(?:doesn't|does not) have an? \S{1,40} account", re.I)
 
 # Words that say only that the sender stopped retrying, not why (qmail appends "I'm not going
 # to try again" to whatever the last temporary error was). Checked after the status code.

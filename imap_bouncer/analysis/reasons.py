@@ -244,7 +244,8 @@ def classify(
         reason, evidence = _reconcile(reason, evidence, from_words, status, status_class)
         stage = _command(command, diagnostic, notice, about, address)
         moved = STAGE_REASONS.get(stage)
-        if moved is Reason.FILTERED and _by_status(status) in ADDRESS_REASONS:
+        if moved is Reason.FILTERED and (_by_status(status) in ADDRESS_REASONS
+                                         or phrases.ACCOUNT_MISSING.search(diagnostic)):
             moved = None  # "5.1.1" after DATA: a pipelined RCPT reply, about the address
         if moved is not None and (reason in ADDRESS_REASONS or (
                 moved is not Reason.FILTERED and not from_words)):
