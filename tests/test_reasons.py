@@ -24,6 +24,10 @@ CASES = [
      R.USERUNKNOWN, True),  # Gmail
     ("550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup",
      "5.1.10", "550", R.USERUNKNOWN, True),  # Office 365
+    ("550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient jo@example.org not found by SMTP "
+     "address lookup", "5.1.10", "550", R.USERUNKNOWN, True),  # Office 365, address named
+    ("550 5.4.310 DNS domain example.invalid does not exist [Message=InfoDomainNonexistent]",
+     "5.4.310", "550", R.HOSTUNKNOWN, True),  # Office 365
     ("Sorry, no mailbox here by that name. (#5.1.1)", "", "", R.USERUNKNOWN, True),  # qmail
     ("554 delivery error: dd This user doesn't have a example.com account", "", "554",
      R.USERUNKNOWN, True),  # Yahoo
@@ -46,6 +50,7 @@ CASES = [
     ("552 5.2.2 <jo@example.org>: Recipient address rejected: Mailbox full", "5.2.2", "552",
      R.MAILBOXFULL, False),
     ("550 5.2.2 <jo@example.org>... Mailbox Full", "5.2.2", "550", R.MAILBOXFULL, False),
+    ("recipient reached disk quota", "5.0.0", "", R.MAILBOXFULL, False),  # Sun Messaging Server
     ("", "5.2.2", "", R.MAILBOXFULL, False),
     ("550-5.2.1 The email account that you tried to reach is disabled.", "5.2.1", "550",
      R.SUSPEND, False),  # Gmail
@@ -68,6 +73,17 @@ CASES = [
      "again; this message has been in the queue too long.", "4.4.1", "", R.NETWORKERROR,
      False),  # qmail: the cause is named, the giving up is boilerplate
     # --- the message was refused: never permanent, whatever the 5xx -------------------------
+    ("554 5.7.1 Client host [192.0.2.7] blocked using b.barracudacentral.org; "
+     "http://www.barracudanetworks.com/reputation/?pr=1&ip=192.0.2.7", "5.7.1", "554",
+     R.BLOCKED, False),  # a link's path ("/reputation/") is not the verdict
+    ("553 http://www.spamhaus.org/query/bl?ip=192.0.2.7", "", "553",
+     R.BLOCKED, False),  # ... but its host may name the blocklist
+    ("550 5.7.708 Service unavailable. Access denied, traffic not accepted from this IP.",
+     "5.7.708", "550", R.BLOCKED, False),  # Office 365
+    ("450 service permits 2 unverifyable sending IPs - mx.example.net is not 192.0.2.7",
+     "", "450", R.REQUIREPTR, False),  # Exim forward-confirmed reverse DNS ACL
+    ("554 5.4.14 Hop count exceeded - possible mail loop", "5.4.14", "554",
+     R.NETWORKERROR, False),  # Office 365
     ("554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org",
      "5.7.1", "554", R.BLOCKED, False),  # Postfix reject_rbl_client
     ("550 5.1.1 <jo@example.org>: blocked using b.barracudacentral.org", "5.1.1", "550",
@@ -172,6 +188,9 @@ def test_notaccept_is_permanent_only_with_a_permanent_class():
     ("554 Transaction failed", "CONN", R.BLOCKED),  # refused before any address was sent
     ("550 Unknown user jo@example.org", "DATA", R.FILTERED),  # recipient accepted at RCPT
     ("550 Unknown user jo@example.org", "RCPT", R.USERUNKNOWN),
+    # Yahoo accepts every RCPT TO and refuses unknown accounts after DATA, in so many words
+    ("554 delivery error: dd This user doesn't have a yahoo.com account (jo@yahoo.com) [0]",
+     "DATA", R.USERUNKNOWN),
 ])
 def test_stated_command(diagnostic: str, command: str, reason: Reason):
     assert classify(diagnostic=diagnostic, command=command).reason is reason
