@@ -51,6 +51,9 @@ CASES = [
      R.MAILBOXFULL, False),
     ("550 5.2.2 <jo@example.org>... Mailbox Full", "5.2.2", "550", R.MAILBOXFULL, False),
     ("recipient reached disk quota", "5.0.0", "", R.MAILBOXFULL, False),  # Sun Messaging Server
+    # words that name no known cause: stated, not yet told (onhold); no words: undefined
+    ("Unable to deliver message to <jo@example.org> (and other recipients in the same "
+     "domain).", "", "", R.ONHOLD, False),  # Trend Micro InterScan
     ("", "5.2.2", "", R.MAILBOXFULL, False),
     ("550-5.2.1 The email account that you tried to reach is disabled.", "5.2.1", "550",
      R.SUSPEND, False),  # Gmail

@@ -18,7 +18,8 @@ words under a sender status (5.1.7, 5.1.8) are about the sender (`rejected`); "u
 under "delivery not authorized" (5.7.1) is a recipient's filter (`filtered`); a reply to
 MAIL FROM, to the greeting or to DATA judged the sender, the client or the content, not the
 recipient's address. Last, words that only say delivery stopped being retried, or a delay
-with no cause, make `expired`; else `undefined`.
+with no cause, make `expired`; server's words that name no known cause make `onhold` (the
+cause is stated but could not be told); no words at all, `undefined`.
 
 `permanent` (suppress the address) is true only for reasons that say the address is bad:
 userunknown, hostunknown, hasmoved, and notaccept with a permanent (5.x.x) class. A refused
@@ -256,6 +257,9 @@ def classify(
             reason, evidence = gave_up
         elif action is Action.DELAYED:
             reason, evidence = Reason.EXPIRED, "delayed, no cause stated"
+        elif _names_something(diagnostic):
+            # The server gave words, none of which names a cause we know: told, not yet read.
+            reason, evidence = Reason.ONHOLD, "the server's words name no known cause"
         else:
             reason, evidence = Reason.UNDEFINED, "no cause found"
 
@@ -267,6 +271,18 @@ def classify(
 
 
 STATED = "stated by the format"
+
+# What is left of a reply once its codes, addresses and RFC 5321's stock texts are gone: the
+# server's own words, if it gave any.
+_NOT_WORDS = re.compile(
+    r"\b[245]\d\d\b|#?\b[245]\.\d{1,3}\.\d{1,3}\b|<[^>]*>|\S+@\S+|"
+    r"transaction failed|requested action (?:not taken|aborted)|service (?:not )?available|"
+    r"\b(?:smtp|error|failed|failure|permanent|temporary|delivery|remote|server)\b",
+    re.I)
+
+
+def _names_something(diagnostic: str) -> bool:
+    return any(c.isalpha() for c in _NOT_WORDS.sub("", diagnostic))
 
 
 def _first_cause(
