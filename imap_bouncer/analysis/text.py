@@ -29,6 +29,7 @@ ORIGINAL_MARKERS = re.compile(
     r"|------ This is a copy of your message, including all the headers\. ------"  # Exim
     r"|The original message was received at .*"  # Sendmail (precedes the recipients)
     r"|The non-delivered message is attached to this message\."  # various
+    r"|A copy of the original message (?:is )?below this line:?"  # EarthLink
     r"|From \S+@\S+ +(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) \w{3} +\d+ [\d:]+ \d{4}"  # mbox envelope line
     r")\s*$",
     re.I | re.M,

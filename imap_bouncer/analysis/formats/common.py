@@ -25,13 +25,18 @@ BOUNCE_SUBJECTS = re.compile(
     r"delayed mail|delivery delayed|message delayed|unzustellbar|nicht zustellbar|"
     r"non remis|non recapitabile|no entregado|onbestelbaar|配信|不達|送信失敗|未送达|"
     r"notification d'état de la remise|delivery incomplete|permanent error|"
-    r"message you sent|failed delivery|bounce|rejected|error sending",
+    r"message you sent|failed delivery|bounce|rejected|error sending|"
+    r"virus (?:alert|found|detected|warning)|viruses detected|detected a virus|"  # scanners
+    r"\bnot sent\b|could not be sent|not deliverable",  # fax/SMS gateways, cc:Mail
     re.I,
 )
 DELAY_WORDS = re.compile(
     r"\bdelay(?:ed)?\b(?!=)|will (?:continue|keep) (?:to )?(?:try|trying|attempting)|"
     r"will be retried|not yet been delivered|has not been delivered yet|still trying|"
-    r"warning: message .{0,40} still undelivered|temporarily deferred",
+    r"warning: message .{0,40} still undelivered|temporarily deferred|"
+    r"non (?:è|e'|e) ancora stato (?:recapitato|consegnato)|continuer(?:à|a') a tentare|"  # it
+    r"noch nicht zugestellt|pas encore (?:été|ete) (?:remis|délivré|delivre)|"  # de, fr
+    r"(?:todavía|aún) no (?:ha sido|se ha) entregado|ainda não foi entregue",  # es, pt
     re.I,
 )
 # Local parts that belong to mail systems, never to a recipient that failed.
@@ -78,7 +83,7 @@ def is_system_address(address: str) -> bool:
 # a colon or the server's words (qmail "<a@b>:", Postfix "<a@b>: host ... said", Exim
 # "  a@b", Sendmail "<a@b>... User unknown").
 _BLOCK_START = re.compile(
-    r"^\s*(?:(?:RCPT To|To|Recipient(?: address)?|Original-Recipient|Failed recipient|"
+    r"^\s*(?:(?:RCPT To|To|Recipient(?:\(s\))?(?: address)?|Original-Recipient|Failed recipient|"
     r"Address|Empfänger|Destinataire|Destinatario|Destinatário|Ontvanger|Odbiorca|Получатель|"
     r"宛先|送信先|受信者|收件人|收信人)\s*[:：]\s*)?"  # the label in the common languages
     r"(?:\"[^\"]*\"\s*)?[<\[']?(?:mailto:|smtp:)?"

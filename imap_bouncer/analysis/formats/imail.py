@@ -31,7 +31,9 @@ _HINTS = (
 
 
 def analyze(message: Part) -> Findings | None:
-    if not message.get("x-mailer").lstrip().startswith("<SMTP32") or not looks_like_bounce(message):
+    mailer = message.get("x-mailer").lstrip()
+    stamped = any("(SMTPD32-" in value for value in message.get_all("received"))
+    if not (mailer.startswith(("<SMTP32", "<IMail")) or stamped) or not looks_like_bounce(message):
         return None  # IMail's X-Mailer is on its users' mail too: only its postmaster's count
     notice, _ = split_at_original(plain_notice(message))
     failures: list[Failure] = []
