@@ -35,7 +35,11 @@ _SUBJECT_WORDS = (
     r"auto(?:matic|matische|matique|matica|mático)?[ -]?(?:reply|response|respons|antwort|"
     # English, German, French, Italian, Spanish, Portuguese, Swedish, Polish, Dutch
     r"réponse|reponse|risposta|respuesta|resposta|svar|odpowiedź|antwoord)"
-    r"|out of (?:the )?office|away from (?:the )?office|away from (?:my )?(?:e-?)?mail"
+    # the Romance languages and Dutch put the adjective after the noun
+    r"|(?:réponse|reponse|respuesta|risposta|resposta)\s+autom[aá]ti(?:que|ca|co)"
+    r"|automatische? antwoord"
+    r"|out of (?:the )?office(?: auto-?reply)?"  # Exchange 5.5-2003 "Out of Office AutoReply:"
+    r"|away from (?:the )?office|away from (?:my )?(?:e-?)?mail"
     r"|on vacation|on leave|on holiday"
     r"|abwesenheit|abwesend|nicht im büro|außer haus"  # German
     r"|absence|absent|en congé|en vacances|hors du bureau"  # French
@@ -51,8 +55,22 @@ _SUBJECT_WORDS = (
 # As a prefix ("Out of Office: ...", "Abwesenheitsnotiz: ...") or the whole subject; a subject
 # that only starts with the words ("Out of office party on Friday") is a topic, not a reply,
 # unless the message answers another one (In-Reply-To, References).
-AUTOREPLY_SUBJECTS = re.compile(_SUBJECT_WORDS + r"(?=\w*\s*(?:[:：]|$))", re.I)
+AUTOREPLY_SUBJECTS = re.compile(_SUBJECT_WORDS + r"(?=\w*\s*(?:[:：]|$))"
+                                r"|\bis out of the office\.?\s*$",  # Lotus Notes: "<Name> is ..."
+                                re.I)
 SUBJECT_OF_A_REPLY = re.compile(_SUBJECT_WORDS, re.I)
+# A subject that is only these words is also how a person tells colleagues of an absence
+# ("Out of office", "On vacation"): alone, it takes a reference to the message answered.
+BARE_ABSENCE = re.compile(
+    r"^\s*(?:out of (?:the )?office|on vacation|on leave|on holiday|absence|absent|abwesend|"
+    r"abwesenheit|ausente|assente|afwezig)\s*[.!]*\s*$", re.I)
+# What an automatic reply says to the one who wrote: first person, or about "your message".
+# A subject's words without these are a topic ("Out of office: facilities closed Friday").
+FIRST_PERSON = re.compile(
+    r"\b(?:i am|i'm|i will|i'll|i shall|i won't|i have limited|when i return|until i return|"
+    r"your (?:mail|message|e-?mail)|ich bin|ihre (?:e-?mail|nachricht)|je suis|je serai|"
+    r"votre (?:message|courriel)|estaré|estoy|su (?:mensaje|correo)|sono|sarò|ik ben|"
+    r"uw (?:e-?mail|bericht)|jag är|thank you for your|thanks for your)\b", re.I)
 # Bodies that announce an absence: only trusted on a message marked auto-generated.
 ABSENCE_PHRASES = re.compile(
     r"out of (?:the )?office|i am (?:currently )?away|i'm (?:currently )?away|on vacation|"
@@ -82,7 +100,8 @@ def analyze(message: Part) -> Findings | None:
     subject = message.decoded("subject")
     answers = "in-reply-to" in message or "references" in message
     if not evidence and (AUTOREPLY_SUBJECTS.search(subject) or (
-            answers and SUBJECT_OF_A_REPLY.search(subject))):
+            answers and SUBJECT_OF_A_REPLY.search(subject))) and (answers or (
+            not BARE_ABSENCE.match(subject) and FIRST_PERSON.search(_plain_body(message)))):
         evidence = f"subject {subject[:60]!r}"
     if not evidence and message.get("auto-submitted").lower().startswith("auto-generated") \
             and not message.is_multipart and ABSENCE_PHRASES.search(message.text[:2000]) \
@@ -94,3 +113,11 @@ def analyze(message: Part) -> Findings | None:
     failures = [Failure(address=address, action=Action.DELIVERED, reason_hint=Reason.VACATION)]
     return Findings(kind=Kind.AUTOREPLY, analyzer="autoreply", evidence=evidence,
                     failures=failures if address else [])
+
+
+def _plain_body(message: Part) -> str:
+    """The opening of the message's own text, where an auto-reply speaks to the sender."""
+    if not message.is_multipart:
+        return message.text[:2000]
+    return " ".join(part.text[:2000] for part in message.walk()
+                    if part.content_type == "text/plain")

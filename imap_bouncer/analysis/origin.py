@@ -31,6 +31,17 @@ REPLY_OR_FORWARD = re.compile(
 )
 # Headers a mailing list or a bulk sender adds (RFC 2369, RFC 2919, ezmlm's Mailing-List).
 LIST_HEADERS = ("list-id", "list-post", "list-unsubscribe", "list-help", "mailing-list")
+# Headers only a list manager writes, on its posts and on its own notices: Mailman 2's
+# notices to list owners carry no List-* headers but these; SmartList and majordomo write
+# X-Mailing-List; Ecartis (Listar) its version.
+LIST_MANAGER_HEADERS = ("x-list-administrivia", "x-mailman-version", "x-beenthere",
+                        "x-mailing-list", "x-ecartis-version", "x-listar-version")
+# Loose programs and archives: a worm's fake bounce carries one (2002-2005: MyDoom, Sober,
+# Netsky); a mail system returns the original as message/rfc822 or its headers, never so.
+PROGRAM_NAME = re.compile(r"\.(?:exe|pif|scr|com|bat|cmd|cpl|vbs|js|hta|lnk|zip|rar)\s*$", re.I)
+PROGRAM_TYPES = ("application/x-msdownload", "application/x-msdos-program",
+                 "application/zip", "application/x-zip-compressed")
+_FILENAME = re.compile(r'filename\*?=\s*"?([^";]+)', re.I)
 NULL_PATHS = ("<>", "<null>")
 
 
@@ -47,7 +58,23 @@ def from_mail_system(message: Part) -> bool:
 
 def from_list(message: Part) -> bool:
     """Distributed by a mailing list or a bulk sender: a post, a digest, a newsletter."""
-    return any(name in message for name in LIST_HEADERS)
+    return any(name in message for name in (*LIST_HEADERS, *LIST_MANAGER_HEADERS))
+
+
+def carries_program(message: Part) -> bool:
+    """A part of the message itself (not of a message attached to it) is a program or an
+    archive."""
+    stack = list(message.parts) if message.is_multipart else []
+    while stack:
+        part = stack.pop()
+        if part.content_type.startswith("multipart/"):
+            stack.extend(part.parts)
+            continue
+        found = _FILENAME.search(part.get("content-disposition"))
+        name = part.params.get("name", "") or (found.group(1) if found else "")
+        if part.content_type in PROGRAM_TYPES or PROGRAM_NAME.search(name):
+            return True
+    return False
 
 
 def machine_sent(message: Part) -> bool:
@@ -56,8 +83,10 @@ def machine_sent(message: Part) -> bool:
     The null return path is the surest (a list post never has it, while a report that passed
     through a list keeps it along with the list's headers). Otherwise, not from a list, and a
     mail system's From, X-Failed-Recipients, a top-level multipart/report, or no From at all
-    (a report saved without its headers).
+    (a report saved without its headers). Never with a program attached: that is a worm.
     """
+    if carries_program(message):
+        return False
     if null_return_path(message):
         return True
     if from_list(message):

@@ -9,6 +9,7 @@ from ..addresses import ADDRESS_IN_TEXT, PUNCTUATION, normalize_address
 from ..findings import Failure
 from ..message import Part
 from ..origin import (
+    carries_program,
     from_list,
     from_mail_system,
     is_reply_or_forward,
@@ -49,7 +50,7 @@ def looks_like_bounce(message: Part) -> bool:
 
     A bounce-like subject alone is not enough when it is a person's reply or forward.
     """
-    if from_list(message) and not null_return_path(message):
+    if (from_list(message) and not null_return_path(message)) or carries_program(message):
         return False
     if "x-failed-recipients" in message:
         return True

@@ -33,6 +33,7 @@ _WARNING = re.compile(r"THIS IS A WARNING MESSAGE ONLY|transient non-fatal error
 _MIME_PREAMBLE = re.compile(rb"^This is a MIME-encapsulated message\s*\n+--(\S+)\s*$", re.M)
 _TALKING = re.compile(r"^\.\.\. while talking to (?P<host>[^:]+?)\.?:\s*$", re.I)
 _REASON = re.compile(r"\(reason:\s*(.*?)\)\s*$", re.I)
+_ADDRESS_LINE = re.compile(r'^(?:<[^<>]*>|[^\s<>@]+@[^\s<>]+|"[^"]*"|\|\S+|/\S+)(?:\.\.\.|\s|$)')
 _EXPANDED = re.compile(r"\(expanded from:\s*(.*?)\)\s*$", re.I)
 
 
@@ -89,15 +90,28 @@ def _section(notice: str, ruler: re.Match[str]) -> str:
 
 
 def _listed(notice: str, rulers: list[re.Match[str]]) -> dict[str, str]:
-    """Recipients of the address sections: address -> the "(reason: ...)" text."""
+    """Recipients of the address sections: address -> the "(reason: ...)" text.
+
+    A section is its lines up to the first blank line; a recipient line holds an address
+    alone (or a program or file Sendmail delivered to). Prose after it ends the section: a
+    person quoting a notice goes on writing, and signatures hold addresses too.
+    """
     found: dict[str, str] = {}
     for ruler in rulers:
         if not ruler.group("kind"):
             continue
         current, reason, alias = "", "", ""
+        started = False
         for line in [*_section(notice, ruler).split("\n"), ""]:
             stripped = line.strip()
-            if line[:1] not in (" ", "\t") and stripped:
+            if not stripped:
+                if started:
+                    break
+                continue
+            started = True
+            if line[:1] not in (" ", "\t") and not _ADDRESS_LINE.match(stripped):
+                break
+            if line[:1] not in (" ", "\t"):
                 _keep(found, current, reason, alias)
                 current, reason, alias = stripped, "", ""
             elif _REASON.match(stripped):
