@@ -23,6 +23,9 @@ ADDRESS_IN_TEXT = re.compile(
     rf"(?:\.[{_WORD}](?:[{_WORD}-]*[{_WORD}])?)*)"
 )
 _ADDRESS_TYPE = re.compile(r"^\s*(?:rfc822|utf-8|x400|unknown)\s*;", re.I)
+# RFC 6533 section 3: a "utf-8" address in a plain message/delivery-status part is written as
+# utf-8-addr-xtext, each non-ASCII character as \x{HEXPOINT}: j\x{F6}rg@b\x{FC}cher.example.
+_EMBEDDED_UNICODE = re.compile(r"\\x\{([0-9A-Fa-f]{2,6})\}")
 # Exchange and MailEnable write the address type before the address: "[SMTP:a@b]".
 _ADDRESS_PREFIX = re.compile(r"^(?:mailto|smtp|sip):", re.I)
 
@@ -30,6 +33,8 @@ _ADDRESS_PREFIX = re.compile(r"^(?:mailto|smtp|sip):", re.I)
 def strip_address(value: str) -> str:
     """`rfc822; <User@Example.COM>` -> `User@Example.COM`, no validation."""
     value = _ADDRESS_TYPE.sub("", value).strip()
+    if "\\x{" in value:
+        value = _EMBEDDED_UNICODE.sub(_unicode_char, value)
     if "<" in value:
         inner = value[value.find("<") + 1:]
         value = inner.split(">", 1)[0]
@@ -39,6 +44,11 @@ def strip_address(value: str) -> str:
     if value.startswith("[") or (value.endswith("]") and "@[" not in value):
         value = value.strip("[]")
     return _ADDRESS_PREFIX.sub("", value)
+
+
+def _unicode_char(match: re.Match[str]) -> str:
+    point = int(match.group(1), 16)
+    return chr(point) if point <= 0x10FFFF else match.group(0)
 
 
 @lru_cache(maxsize=4096)

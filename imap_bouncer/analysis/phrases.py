@@ -52,6 +52,10 @@ PHRASES: list[tuple[Reason, str]] = [
                            r"authentication (?:is )?required|must (?:first )?authenticate|"
                            r"\btls\b.{0,30}\brequired|starttls|encryption (?:is )?required|"
                            r"certificate (?:verification|validation|error|expired|invalid)"),
+    # --- a DNS blocklist query refused the client, whatever the list is called ----------------
+    (Reason.BLOCKED, r"\bblocked using\b|"  # Postfix reject_rbl_client "blocked using LIST",
+                     r"\bfound on one or more (?:dnsbl|rbl|block ?list|black ?list)s?\b|"  # even
+                     r"\b(?:dnsbl|rbl)s\b"),  # when LIST is "Barracuda Reputation"; Comcast
     # --- the sender's reputation --------------------------------------------------------------
     (Reason.BADREPUTATION, r"\breputation\b|"  # Gmail 5.7.1, Microsoft 4.7.650, Proofpoint
                            r"due to (?:unexpected volume or )?user complaints"),  # Yahoo TSS04
@@ -66,6 +70,12 @@ PHRASES: list[tuple[Reason, str]] = [
                              r"header .{0,20}(?:missing|malformed|syntax)|"
                              r"(?:missing|malformed) (?:\w+ )?header|rfc ?5322 specifications"),
     # --- content: virus, spam, malformed ----------------------------------------------------
+    (Reason.CONTENTERROR, r"\battachment(?: type| file| extension)?s? (?:is |are )?(?:not allowed|"
+                          r"not permitted|prohibited|forbidden|blocked|rejected)|"  # gateways
+                          r"\b(?:prohibited|forbidden|blocked|disallowed|unacceptable|dangerous) "
+                          r"(?:attachment|file type|file extension|file name)s?\b|"
+                          r"\bfile (?:type|extension)s? .{0,30}(?:not allowed|not permitted|"
+                          r"prohibited)"),
     (Reason.CONTENTERROR, r"\bbanned (?:name|file ?names?|contents?|attachments?)\b|"
                           r"reject, id=\S+ - banned\b"),  # amavisd-new BANNED
     (Reason.VIRUSDETECTED, r"\bvirus\b|\bmalware\b|\binfected\b|\btrojan\b|\bworm\b"),
@@ -74,7 +84,8 @@ PHRASES: list[tuple[Reason, str]] = [
                          r"connection (?:rate )?limit|connection frequency limited|"  # Postfix
                          r"recipient limit|"  # anvil, QQ
                          r"too many (?:simultaneous|parallel)"),
-    (Reason.SPEEDING, r"rate limit|too many (?:messages|mails|e-?mails)|sending rate|"
+    (Reason.SPEEDING, r"receiving mail at a rate|"  # Gmail 4.2.1 ReceivingRate (not a disabled box)
+                      r"rate limit|too many (?:messages|mails|e-?mails)|sending rate|"
                       r"exceeded (?:the )?(?:rate|sending limit)|temporarily rate limited|"
                       r"sending (?:quota|limit) exceeded|"  # Gmail 5.4.5 "Daily ... limit"
                       r"unusual rate|try again later.{0,20}rate"),  # Gmail 4.7.28, Microsoft

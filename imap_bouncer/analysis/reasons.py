@@ -161,6 +161,10 @@ STAGE_REASONS: dict[str, Reason] = {
     "HELO": Reason.BLOCKED,  # refused at HELO/EHLO: the client's name
     "MAIL": Reason.REJECTED,  # refused at MAIL FROM: the envelope sender
     "DATA": Reason.FILTERED,  # refused after DATA: the content (only address reasons move)
+    # The reply to the end of the content ("." ; Postfix "in reply to end of DATA command", Exim
+    # "after end of data"): unlike a reply printed under the DATA command of a pipelined
+    # transcript, it cannot be a late RCPT reply, so an address status moves too.
+    "EOD": Reason.FILTERED,
 }
 
 # Pseudo statuses for reports that give none: what the reason implies (class digit decided
@@ -245,12 +249,13 @@ def classify(
         reason, evidence = _reconcile(reason, evidence, from_words, status, status_class)
         stage = _command(command, diagnostic, notice, about, address)
         moved = STAGE_REASONS.get(stage)
-        if moved is Reason.FILTERED and (_by_status(status) in ADDRESS_REASONS
-                                         or phrases.ACCOUNT_MISSING.search(diagnostic)):
-            moved = None  # "5.1.1" after DATA: a pipelined RCPT reply, about the address
+        pipelined = stage == "DATA" and _by_status(status) in ADDRESS_REASONS
+        if moved is Reason.FILTERED and (pipelined or phrases.ACCOUNT_MISSING.search(diagnostic)):
+            moved = None  # "5.1.1" under DATA: a pipelined RCPT reply, about the address
         if moved is not None and (reason in ADDRESS_REASONS or (
                 moved is not Reason.FILTERED and not from_words)):
-            reason, evidence = moved, f"{evidence or 'no cause'}, in reply to {stage}"
+            said_to = "end of DATA" if stage == "EOD" else stage
+            reason, evidence = moved, f"{evidence or 'no cause'}, in reply to {said_to}"
     if reason is None:
         gave_up = phrases.gave_up(diagnostic) or phrases.gave_up(about)
         if gave_up:
@@ -338,7 +343,7 @@ def _reconcile(
 # (Postfix's "(in reply to RCPT TO command)", qmail's sentence) or precede it on the line
 # after the address (Exim's "SMTP error from remote mail server after RCPT TO:").
 _COMMAND_MARKER = re.compile(
-    r"in reply to (?:end of )?(?P<postfix>data|mail from|rcpt to|helo|ehlo|starttls)\b"  # Postfix
+    r"in reply to (?P<postfix>end of data|data|mail from|rcpt to|helo|ehlo|starttls)\b"  # Postfix
     r"|smtp error from remote mail server after (?P<exim>end of data|data|mail from|rcpt to|"
     r"initial connection|helo|ehlo)"  # Exim
     r"|(?P<qmail_mail>but sender was rejected)|(?P<qmail_rcpt>does not like recipient)"  # qmail
@@ -353,7 +358,7 @@ _TRANSCRIPT_COMMAND = re.compile(r"(data|mail from|rcpt to|helo|ehlo)\b", re.I)
 # fails for want of recipients (RFC 2920 section 3.1).
 _PIPELINED_RCPT = re.compile(r"\b503\b|need rcpt|no valid recipients", re.I)
 _COMMAND_NAMES = {
-    "data": "DATA", "end of data": "DATA", "mail from": "MAIL", "rcpt to": "RCPT",
+    "data": "DATA", "end of data": "EOD", "mail from": "MAIL", "rcpt to": "RCPT",
     "helo": "HELO", "ehlo": "HELO", "starttls": "HELO", "initial connection": "CONN",
     "qmail_mail": "MAIL", "qmail_rcpt": "RCPT", "qmail_data": "DATA", "qmail_conn": "CONN",
     "qmail_helo": "HELO", "postfix_conn": "CONN",

@@ -36,6 +36,16 @@ ORIGINAL_MARKERS = re.compile(
 )
 
 
+# Any language: a ruled line with words in it ("------ 元のメッセージのヘッダー ------",
+# "------ Dies ist eine Kopie der Kopfzeilen der Nachricht. ------") right above a block of
+# the original's header fields. The header block is what makes it a marker.
+RULED_HEADERS = re.compile(
+    r"^[ \t]*[-=]{2,}[ \t]*[^\s=-][^\n]{0,78}?[ \t]*[-=]{2,}[ \t]*\n(?:[ \t]*\n){0,2}"
+    r"(?=(?:Return-Path|Received|From|To|Subject|Date|Message-ID|MIME-Version|"
+    r"DKIM-Signature)[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*[!-9;-~]{1,76}[ \t]*:)",
+    re.I | re.M)
+
+
 def text_parts(message: Part) -> list[Part]:
     """The text/plain (else text/html) parts outside any attached original message."""
     plain: list[Part] = []
@@ -93,6 +103,8 @@ def split_at_original(text: str) -> tuple[str, str]:
     Cached: many format guards ask this of the same notice text.
     """
     match = ORIGINAL_MARKERS.search(text)
+    if not match:
+        match = RULED_HEADERS.search(text)
     if not match or match.group(0).lower().startswith("the original message was received"):
         return text, ""
     return text[:match.start()], text[match.end():]

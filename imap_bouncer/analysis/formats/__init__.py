@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from .. import dsn
 from ..findings import Findings
 from ..message import Part
 from ..origin import machine_sent
@@ -129,8 +130,29 @@ def analyze_known(message: Part) -> Findings | None:
         if findings is not None:
             if not findings.analyzer:
                 findings.analyzer = f"formats.{module.NAME}"
+            _complete_from_report(message, findings)
             return findings
     return None
+
+
+def _complete_from_report(message: Part, findings: Findings) -> None:
+    """A format read its own words; when they left a recipient without the server's words and
+    the message also carries an RFC 3464 status part, that part's fields for the same address
+    fill the gap (Haraka and others copy Exim's sentences but put the reply elsewhere)."""
+    if all(f.diagnostic.strip() for f in findings.failures) or dsn.status_part(message) is None:
+        return
+    report = dsn.analyze(message)
+    if report is None:
+        return
+    by_address = {f.address: f for f in report.failures if f.address}
+    for failure in findings.failures:
+        extra = by_address.get(failure.address)
+        if extra is None or failure.diagnostic.strip() or not extra.diagnostic:
+            continue
+        failure.diagnostic = extra.diagnostic
+        for name in ("status", "smtp_code", "remote_mta"):
+            if not getattr(failure, name) and getattr(extra, name):
+                setattr(failure, name, getattr(extra, name))
 
 
 def analyze_generic(message: Part) -> Findings | None:

@@ -86,7 +86,8 @@ def is_system_address(address: str) -> bool:
 _BLOCK_START = re.compile(
     r"^\s*(?:(?:RCPT To|To|Recipient(?:\(s\))?(?: address)?|Original-Recipient|Failed recipient|"
     r"Address|Empfänger|Destinataire|Destinatario|Destinatário|Ontvanger|Odbiorca|Получатель|"
-    r"宛先|送信先|受信者|收件人|收信人)\s*[:：]\s*)?"  # the label in the common languages
+    r"宛先|送信先|受信者|收件人|收信人|收件者|收件地址|수신자)"  # zh-Hant 收件者, ko 수신자
+    r"\s*[:：]\s*)?"  # the label in the common languages
     r"(?:\"[^\"]*\"\s*)?[<\[']?(?:mailto:|smtp:)?"
     rf"([^\s<>@\"{PUNCTUATION}]+@[^\s<>\"(),;:\]'{PUNCTUATION}]*[^\s<>\"(),;:.\]'{PUNCTUATION}])"
     r"[>\]']?(?:[\s:;,.(]|\.\.\.|$)",

@@ -108,7 +108,8 @@ def analyze(message: Part) -> Findings | None:
     notice = notice_text(message)
     has_words = any(word in notice for word in ADMIN_WORDS)
     admin = ADMIN_SECTION.search(notice) if has_words else None
-    if not marked and admin is None:
+    if not marked and admin is None and not (
+            "microsoftexchange" in message.get("from").lower() and _template_with_reply(notice)):
         return None
     delayed_subject = bool(DELAY_WORDS.search(message.decoded("subject")))
     facts, original = read_notice(notice, admin, own_addresses(message), delayed_subject)
@@ -138,12 +139,40 @@ def read_notice(notice: str, admin: re.Match[str] | None, exclude: set[str],
         facts = _admin_section(section, action)
     if not facts:
         facts = _friendly_list(head, action, exclude)
+        reply = best_reply_line(head)
+        if reply and len(facts) == 1 and not dsnplus.reply_code(facts[0].diagnostic):
+            # Microsoft 365's current template has no administrators' section: the remote
+            # reply is a table row ("Error: 550 5.1.10 ...") far below the headline.
+            facts[0].diagnostic, facts[0].status = reply, find_status(reply)
     elif not (FAILED_HEADING.search(head) or DELAYED_HEADING.search(head)):
         # A heading in a language not listed: only replies that refused count as failures
         # (a relay or delivery notice must not become a bounce).
         facts = [f for f in facts
                  if (f.status or dsnplus.reply_code(f.diagnostic))[:1] in ("4", "5")]
     return facts, original
+
+
+# A line that holds an SMTP reply with an enhanced status, maybe after a short label in any
+# language ("Error:", "Status code:", "Fehler:"): the reply is group 1.
+_REPLY_LINE = re.compile(r"^[ \t]*(?:[^\s:：]{1,30}(?:[ \t][^\s:：]{1,30}){0,2}[ \t]*[:：][ \t]*)?"
+                         r"((?:[245]\d\d[ -])?[245]\.\d{1,3}\.\d{1,3}\b.*?)[ \t]*$", re.M)
+_CODES = re.compile(r"\b[245]\d\d\b|\b[245]\.\d{1,3}\.\d{1,3}\b")
+
+
+def best_reply_line(text: str) -> str:
+    """The reply line of a notice that says the most (codes alone say least)."""
+    replies = [m.group(1) for m in _REPLY_LINE.finditer(text)]
+    if not replies:
+        return ""
+    return max(replies, key=lambda r: sum(c.isalpha() for c in _CODES.sub("", r)))
+
+
+def _template_with_reply(notice: str) -> bool:
+    """Microsoft 365's current NDR, without its marking header (a gateway passed it on): the
+    headline naming the recipient and a reply line in the body."""
+    head = notice[:6000]
+    return bool((FAILED_HEADING.search(head) or DELAYED_HEADING.search(head))
+                and best_reply_line(head))
 
 
 def _admin_section(section: str, action: Action) -> list[Failure]:

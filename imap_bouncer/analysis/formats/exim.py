@@ -63,7 +63,8 @@ _LOCAL_DELIVERY = re.compile(r"^(?:pipe to |save to |\||/)", re.I)
 _COMMANDS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"RCPT", re.I), "RCPT"),
     (re.compile(r"MAIL", re.I), "MAIL"),
-    (re.compile(r"DATA|end of data", re.I), "DATA"),
+    (re.compile(r"end of data", re.I), "EOD"),
+    (re.compile(r"DATA", re.I), "DATA"),
     (re.compile(r"initial connection|greeting", re.I), "CONN"),
     (re.compile(r"[EH]LO", re.I), "HELO"),
 )
@@ -172,6 +173,9 @@ def _failure(head: str, lines: list[str], failed_header: list[str],
         return None
     text = " ".join(_DELAY_REASON.sub("", line) for line in lines
                     if not _GENERATED.fullmatch(line))
+    if not text:
+        # "a@b: 550 ..." on one line (Haraka and other MTAs that copy Exim's sentences).
+        text = head.partition(": ")[2].strip() if head.split(" ")[0].endswith(":") else ""
     command, remote = "", ""
     error = _SMTP_ERROR.search(text)
     if error:

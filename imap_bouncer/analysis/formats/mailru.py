@@ -33,7 +33,7 @@ REMOTE_REPLY = re.compile(r"\bhost (\S+) \[[0-9A-Fa-f:.]+\](?::\d+)?:\s*(.*)$", 
 # "SMTP error from remote mail server after RCPT TO:<a@b>:": the command the reply answered.
 AFTER_COMMAND = re.compile(r"error from remote mail server after (RCPT TO|MAIL FROM|end of data|"
                            r"DATA|initial connection|HELO|EHLO)", re.I)
-COMMANDS = {"rcpt to": "RCPT", "mail from": "MAIL", "end of data": "DATA", "data": "DATA",
+COMMANDS = {"rcpt to": "RCPT", "mail from": "MAIL", "end of data": "EOD", "data": "DATA",
             "initial connection": "CONN", "helo": "HELO", "ehlo": "HELO"}
 LEADING_CODE = re.compile(r"^([245]\d\d)(?=[\s-]|$)")
 

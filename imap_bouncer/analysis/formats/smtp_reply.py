@@ -14,13 +14,14 @@ _FIRST = re.compile(r"\s*([245]\d\d)[ -](?:([245]\.\d{1,3}\.\d{1,3})\s)?")
 COMMANDS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bRCPT\b", re.I), "RCPT"),
     (re.compile(r"\bMAIL\b", re.I), "MAIL"),
+    (re.compile(r"\bend of DATA\b", re.I), "EOD"),  # the reply to the content's final "."
     (re.compile(r"\bDATA\b", re.I), "DATA"),
     (re.compile(r"\b(?:EHLO|HELO|LHLO|STARTTLS)\b", re.I), "HELO"),
 )
 
 
 def command_of(words: str) -> str:
-    """CONN/HELO/MAIL/RCPT/DATA for a quoted command line, "" when it names none of them."""
+    """CONN/HELO/MAIL/RCPT/DATA/EOD for a quoted command line, "" when it names none of them."""
     return next((name for pattern, name in COMMANDS if pattern.search(words)), "")
 
 
