@@ -132,7 +132,11 @@ TABLE: tuple[Row, ...] = (
     Row("person-reply-undeliverable.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
     Row("newsletter-bulk.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
     Row("forwarded-rfc822.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
-    Row("ticket-receipt.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
+    # A helpdesk's receipt is an automatic reply (the issue: "ticket or other automatic
+    # replies"), never a bounce.
+    Row("ticket-receipt.eml", Kind.AUTOREPLY, ("autoreply",),
+        (Rcpt("support@helpdesk.example.com", DELIVERED, Reason.VACATION, False, "2"),),
+        BOUNCE_ANALYZERS),
     Row("spam.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
     Row("html-marketing.eml", Kind.UNKNOWN, ("",), (), EVERY_ANALYZER),
     # A list digest saved without its headers: addresses at line starts, no sender at all.
@@ -257,8 +261,9 @@ def test_truncated_sample_is_cut_mid_part() -> None:
 
 # --- two collections with their expectations in a manifest beside them ---------------------
 # ordinary/: mail a bounce mailbox also receives (list posts, people writing about bounces,
-# forwards, notifications, phishing dressed as a mail system, auto-replies); none may yield a
-# failed or delayed recipient. mta/: reports of MTAs and providers the analyzer was not built
+# forwards, notifications, phishing dressed as a mail system, worms' fake bounces) and the
+# automatic replies it must tell apart from them (out-of-office in many languages, ticket
+# receipts, challenge-response); none may yield a failed or delayed recipient. mta/: reports of MTAs and providers the analyzer was not built
 # on (localized Microsoft 365, hMailServer, CommuniGate, QQ...), written to check that the
 # rules generalise.
 ORDINARY = SAMPLES / "ordinary"
@@ -273,13 +278,17 @@ def manifest(folder) -> dict:
 ORDINARY_MISSES = {
     "y2k-046-university-postmaster-announcement-aol-block.eml":
         "a postmaster's own note quoting a Sendmail notice: its headers are a report's",
+    "auto-22-groupwise-rule-reply-re-subject.eml":
+        "a GroupWise rule's reply: no automatic header, a plain 'Re:' subject, no In-Reply-To",
+    "auto-66-person-asks-it-about-auto-reply.eml":
+        "a person's question titled 'Auto-reply: ...' reads like a mail program's prefix",
 }
 
 
 @pytest.mark.parametrize("name", [
     pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=ORDINARY_MISSES[name]))
     if name in ORDINARY_MISSES else name for name in sorted(manifest(ORDINARY))])
-def test_ordinary_mail_is_not_a_bounce(name: str) -> None:
+def test_ordinary_mail_and_auto_replies(name: str) -> None:
     report = analyze((ORDINARY / name).read_bytes())
     failed = [r.address for r in report.recipients if r.action in (FAILED, DELAYED)]
     assert (str(report.kind), failed) == (manifest(ORDINARY)[name], []), report.evidence
