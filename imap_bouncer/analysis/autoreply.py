@@ -18,7 +18,7 @@ from ..report import Action, Kind, Reason
 from .addresses import normalize_address
 from .findings import Failure, Findings
 from .message import Part
-from .origin import from_list, from_mail_system
+from .origin import from_list, from_mail_system, null_return_path
 from .text import html_to_text, text_parts
 
 # Headers that mark an automatic reply, with the value that does (None: any value).
@@ -266,7 +266,7 @@ def _marked_automatic(message: Part, bulk: bool = True) -> bool:
     precedence = message.get("precedence").strip().lower()
     if precedence.startswith(("junk", "auto")) or (bulk and precedence.startswith("bulk")):
         return True
-    return message.get("return-path").strip() in ("<>", "<null>")
+    return null_return_path(message)
 
 
 def _has_calendar(message: Part) -> bool:
