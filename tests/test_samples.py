@@ -263,9 +263,10 @@ def test_truncated_sample_is_cut_mid_part() -> None:
 # ordinary/: mail a bounce mailbox also receives (list posts, people writing about bounces,
 # forwards, notifications, phishing dressed as a mail system, worms' fake bounces) and the
 # automatic replies it must tell apart from them (out-of-office in many languages, ticket
-# receipts, challenge-response); none may yield a failed or delayed recipient. mta/: reports of MTAs and providers the analyzer was not built
-# on (localized Microsoft 365, hMailServer, CommuniGate, QQ...), written to check that the
-# rules generalise.
+# receipts, challenge-response); none may yield a failed or delayed recipient.
+# mta/: reports of MTAs and providers the analyzer was not built on (localized Microsoft 365,
+# hMailServer, CommuniGate, QQ, legacy gateways...), written to check that the rules
+# generalise.
 ORDINARY = SAMPLES / "ordinary"
 MTA = SAMPLES / "mta"
 
