@@ -267,8 +267,12 @@ def test_truncated_sample_is_cut_mid_part() -> None:
 # mta/: reports of MTAs and providers the analyzer was not built on (localized Microsoft 365,
 # hMailServer, CommuniGate, QQ, legacy gateways...), written to check that the rules
 # generalise.
+# reports/: complaints from many feedback loops (ARF, pre-ARF, X-ARF, SpamCop, JMRP, ESP
+# webhooks), success notices, and their look-alikes (read receipts, DMARC and TLS reports,
+# forwards): kind, feedback type and every recipient's action and reason.
 ORDINARY = SAMPLES / "ordinary"
 MTA = SAMPLES / "mta"
+REPORTS = SAMPLES / "reports"
 
 
 def manifest(folder) -> dict:
@@ -307,6 +311,18 @@ def test_reports_of_other_mtas(name: str) -> None:
         [r.evidence for r in report.recipients]
 
 
-@pytest.mark.parametrize("folder", [ORDINARY, MTA], ids=["ordinary", "mta"])
+@pytest.mark.parametrize("name", sorted(manifest(REPORTS)))
+def test_complaints_and_success_notices(name: str) -> None:
+    expected = manifest(REPORTS)[name]
+    report = analyze((REPORTS / name).read_bytes())
+    found = sorted((r.address.lower(), str(r.action), str(r.reason)) for r in report.recipients)
+    wanted = sorted((r["address"].lower(), r["action"], r["reason"])
+                    for r in expected["recipients"])
+    assert (str(report.kind), found) == (expected["kind"], wanted), report.evidence
+    if expected["kind"] == "complaint":
+        assert report.feedback_type == expected["feedback_type"]
+
+
+@pytest.mark.parametrize("folder", [ORDINARY, MTA, REPORTS], ids=["ordinary", "mta", "reports"])
 def test_manifest_covers_every_file(folder) -> None:
     assert sorted(manifest(folder)) == sorted(p.name for p in folder.glob("*.eml"))

@@ -19,7 +19,7 @@ from ..report import Action
 from .addresses import normalize_address
 from .findings import Failure, Findings, kind_of
 from .message import Part, parse_field_groups
-from .origin import machine_sent
+from .origin import machine_sent, passed_on_by_person
 from .text import ORIGINAL_MARKERS, notice_text, original_headers, split_at_original
 
 STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
@@ -62,8 +62,12 @@ def status_part(message: Part) -> Part | None:
     """The part holding the per-recipient fields, if the message has one."""
     # A person's forward carries the report as an attachment: only a mail system's message is
     # read through to the reports it wraps (relays that return a report inside their own).
-    part = message.find(*STATUS_TYPES) if machine_sent(message) \
-        else message.find_outside_attached(*STATUS_TYPES)
+    if machine_sent(message):
+        part = message.find(*STATUS_TYPES)
+    elif passed_on_by_person(message):  # an inline forward re-attaches the report's parts
+        return None
+    else:
+        part = message.find_outside_attached(*STATUS_TYPES)
     if part is not None:
         return part
     report_type = message.params.get("report-type", "delivery-status").strip().lower()

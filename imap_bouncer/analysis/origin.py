@@ -96,6 +96,27 @@ def machine_sent(message: Part) -> bool:
             or message.content_type == "multipart/report")
 
 
+# The block a mail program writes above the message a person forwards inline (Thunderbird,
+# Apple Mail, Gmail, Outlook). Inline forwards re-attach the forwarded message's own parts
+# with their own types, so a report part can sit directly in a person's forward.
+FORWARD_BLOCK = re.compile(
+    r"^[ \t>]*(?:-{3,} ?(?:Forwarded message|Original Message|Mensaje reenviado|"
+    r"Weitergeleitete Nachricht|Message transf[ée]r[ée]) ?-{3,}|Begin forwarded message:)",
+    re.I | re.M)
+
+
+def passed_on_by_person(message: Part) -> bool:
+    """A person's reply or forward: not a mail system's message, and its subject says
+    "Fwd:"/"Re:" or its text opens a forwarded message. A report part in it (attached or
+    re-attached inline) is the forwarded report, not this message's."""
+    if machine_sent(message):
+        return False
+    if is_reply_or_forward(message.decoded("subject")):
+        return True
+    part = message.find_outside_attached("text/plain")
+    return part is not None and bool(FORWARD_BLOCK.search(part.text[:20000]))
+
+
 def null_return_path(message: Part) -> bool:
     """Sent from the null reverse-path, as every delivery report is (RFC 5321 4.5.5)."""
     return message.get("return-path").strip() in NULL_PATHS

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from ...report import Action, Kind
 from .. import dsn
-from ..findings import Findings
+from ..findings import Findings, kind_of
 from ..message import Part
 from ..origin import machine_sent
 
@@ -24,6 +25,7 @@ from . import (
     courier,
     domino,
     dragonfly,
+    espwebhooks,
     exchange2003,
     exchange2007,
     exim,
@@ -70,6 +72,7 @@ KNOWN: tuple[ModuleType, ...] = (
     yahoo,  # Yahoo! Mail / AOL "Sorry, we were unable to deliver your message"
     amazonworkmail,  # Amazon WorkMail (before amazonses: same sender)
     amazonses,  # Amazon SES JSON notifications and SES reports
+    espwebhooks,  # SendGrid/Mailgun/Postmark complaint webhooks relayed as mail
     mailru,  # Mail.Ru (Exim in two languages)
     gmx,  # GMX, WEB.DE, mail.com, 1&1 / IONOS
     zoho,  # Zoho Mail "ERROR_CODE" lines
@@ -135,16 +138,38 @@ def analyze_known(message: Part) -> Findings | None:
     return None
 
 
+# What a report's machine-readable Action says happened, against a format's assumption.
+_SUCCESS = (Action.DELIVERED, Action.RELAYED, Action.EXPANDED)
+
+
 def _complete_from_report(message: Part, findings: Findings) -> None:
     """A format read its own words; when they left a recipient without the server's words and
     the message also carries an RFC 3464 status part, that part's fields for the same address
-    fill the gap (Haraka and others copy Exim's sentences but put the reply elsewhere)."""
-    if all(f.diagnostic.strip() for f in findings.failures) or dsn.status_part(message) is None:
+    fill the gap (Haraka and others copy Exim's sentences but put the reply elsewhere).
+
+    Formats that only know failures write every recipient as failed; when the status part
+    states a success (delivered, relayed, expanded) for that address, its Action wins, and the
+    kind follows the recipients (a success notice of a patched qmail, a mixed report)."""
+    if findings.kind not in (Kind.BOUNCE, Kind.DELAY, Kind.DELIVERED) \
+            or dsn.status_part(message) is None:
         return
     report = dsn.analyze(message)
     if report is None:
         return
     by_address = {f.address: f for f in report.failures if f.address}
+    corrected = False
+    for failure in findings.failures:
+        stated = by_address.get(failure.address)
+        if stated is not None and stated.action in _SUCCESS and failure.action not in _SUCCESS:
+            failure.action, failure.status = stated.action, stated.status
+            failure.smtp_code, failure.reason_hint = stated.smtp_code, ""
+            failure.diagnostic = stated.diagnostic or failure.diagnostic
+            corrected = True
+    if corrected:
+        findings.kind = kind_of(findings.failures)
+        findings.evidence += "; success actions from the RFC 3464 status part"
+    if all(f.diagnostic.strip() for f in findings.failures):
+        return
     for failure in findings.failures:
         extra = by_address.get(failure.address)
         if extra is None or failure.diagnostic.strip() or not extra.diagnostic:

@@ -28,11 +28,16 @@ _HINTS = (
 )
 
 
+# Domino's delivery confirmation ("Delivery Report", asked for by the sender):
+# "Your document: <subject>\nwas delivered to: <recipient>\n  on: <date>".
+_DELIVERED = re.compile(r"^\s*Your document:.*\n\s*was delivered to:[ \t]*(.+)$", re.I | re.M)
+
+
 def analyze(message: Part) -> Findings | None:
     notice = plain_notice(message)
     found = _NOTICE.search(notice[:5000])
     if found is None or not notice.lstrip().startswith("Your message"):
-        return None
+        return _delivered(message, notice)
     reason = unfold(found.group(2))
     findings = dsn.analyze(message)
     if findings is not None:
@@ -47,3 +52,19 @@ def analyze(message: Part) -> Findings | None:
                 for address in find_addresses(found.group(1))]
     return findings_of(NAME, "Domino notice: was not delivered to ... because", failures,
                        message, notice)
+
+
+def _delivered(message: Part, notice: str) -> Findings | None:
+    """A delivery confirmation: the recipient it names (an address; a Notes name is none)."""
+    found = _DELIVERED.search(notice[:5000])
+    if found is None:
+        return None
+    findings = dsn.analyze(message)
+    if findings is not None:
+        findings.analyzer = f"formats.{NAME}"
+        findings.evidence = f"Domino delivery report; {findings.evidence}"
+        return findings
+    failures = [Failure(address=address, action=Action.DELIVERED)
+                for address in find_addresses(found.group(1))]
+    return findings_of(NAME, "Domino delivery report: Your document ... was delivered to",
+                       failures, message, notice)
