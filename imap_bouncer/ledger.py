@@ -173,8 +173,17 @@ class StormAlert:
     addresses: tuple[str, ...]  # the refused addresses (at most _STORM_SAMPLE of them)
 
 
+class _JsonView:
+    """What people and scripts are shown: every field, JSON-ready."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: _plain(getattr(self, name)) for name in self.__slots__}
+
+
 @dataclass(frozen=True, slots=True)
-class AddressInfo:
+class AddressInfo(_JsonView):
     """An address's send state as people and scripts see it. `state` is the state now (an
     unreachable address whose time is up reads active even before the row is updated);
     `stored_state` is what the row says."""
@@ -194,12 +203,9 @@ class AddressInfo:
     note: str
     updated_at: datetime | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {name: _plain(getattr(self, name)) for name in self.__slots__}
-
 
 @dataclass(frozen=True, slots=True)
-class EventView:
+class EventView(_JsonView):
     """A recorded event with the bounce that reported it."""
 
     id: int
@@ -224,12 +230,9 @@ class EventView:
     recipient_domain: str
     created_at: datetime
 
-    def to_dict(self) -> dict[str, Any]:
-        return {name: _plain(getattr(self, name)) for name in self.__slots__}
-
 
 @dataclass(frozen=True, slots=True)
-class TransitionView:
+class TransitionView(_JsonView):
     """A recorded change of an address's state."""
 
     id: int
@@ -242,9 +245,6 @@ class TransitionView:
     actor: str
     note: str
     created_at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: _plain(getattr(self, name)) for name in self.__slots__}
 
 
 @dataclass(frozen=True, slots=True)
@@ -1122,7 +1122,7 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxItem:
+class OutboxItem(_JsonView):
     """An outbox row: a notification to deliver, and how its delivery went."""
 
     id: int
@@ -1137,9 +1137,6 @@ class OutboxItem:
     last_error: str
     created_at: datetime
     delivered_at: datetime | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: _plain(getattr(self, name)) for name in self.__slots__}
 
 
 class OutboxQueue:

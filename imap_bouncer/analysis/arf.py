@@ -23,7 +23,7 @@ from ..report import Action, Kind, Reason
 from .addresses import normalize_address
 from .findings import Failure, Findings
 from .message import Part, header_block_of, parse_field_groups
-from .origin import from_list, is_reply_or_forward, machine_sent, passed_on_by_person
+from .origin import machine_sent, passed_on_by_person, passed_on_or_listed
 from .text import ORIGINAL_TYPES, original_headers
 
 # Fields of the feedback report that name the complained-about recipient (RFC 5965 3.2 and
@@ -96,14 +96,9 @@ def _attached_original(message: Part) -> bool:
                for part in message.walk())
 
 
-def _own_message(message: Part) -> bool:
-    """Not a person's reply or forward, not a list's post."""
-    return not is_reply_or_forward(message.decoded("subject")) and not from_list(message)
-
-
 def _legacy_fbl(message: Part) -> Findings | None:
     """A feedback loop's complaint before ARF: the provider's FBL sender, the original attached."""
-    if not LEGACY_FBL_SENDERS.search(message.get("from")) or not _own_message(message) \
+    if not LEGACY_FBL_SENDERS.search(message.get("from")) or passed_on_or_listed(message) \
             or not _attached_original(message):
         return None
     headers = original_headers(message)
@@ -115,7 +110,7 @@ def _legacy_fbl(message: Part) -> Findings | None:
 def _xarf(message: Part) -> Findings | None:
     """X-ARF: a YAML report part; only reports about mail (an original attached, or spam)."""
     marked = message.get("x-arf").strip().lower() in ("yes", "true")
-    if not (marked or machine_sent(message)) or not _own_message(message):
+    if not (marked or machine_sent(message)) or passed_on_or_listed(message):
         return None
     for part in message.walk():
         if part is message or part.content_type not in ("text/plain", "text/yaml",

@@ -18,7 +18,13 @@ from ..report import Action, Kind, Reason
 from .addresses import normalize_address
 from .findings import Failure, Findings
 from .message import Part
-from .origin import from_list, from_mail_system, null_return_path
+from .origin import (
+    MAILER_SENDERS,
+    auto_submitted,
+    from_list,
+    from_mail_system,
+    null_return_path,
+)
 from .text import html_to_text, text_parts
 
 # Headers that mark an automatic reply, with the value that does (None: any value).
@@ -175,9 +181,6 @@ CHALLENGE_PHRASES = re.compile(
 QUOTED_ORIGINAL = re.compile(
     r"^>|^-+ ?original message ?-+|^\s*(?:on|am|le|el|il|op) .{0,80}(?:wrote|schrieb|a écrit|"
     r"escribió|ha scritto|schreef):\s*$|^from: .+\n(?:sent|date): ", re.I | re.M)
-# Senders that are delivery systems, never people: their messages are bounces or notices.
-SYSTEM_SENDERS = re.compile(r"mailer-daemon|postmaster|mail delivery|mail-daemon", re.I)
-
 # Notifications (trackers, forums, newsletters) are auto-generated too, and quote people.
 BULK_PRECEDENCE = re.compile(r"^\s*(?:bulk|list)\b", re.I)
 CALENDAR_TYPES = ("text/calendar", "application/ics")
@@ -185,8 +188,8 @@ CALENDAR_TYPES = ("text/calendar", "application/ics")
 
 def analyze(message: Part) -> Findings | None:
     sender = message.get("from")
-    if SYSTEM_SENDERS.search(sender):
-        return None
+    if MAILER_SENDERS.search(sender):
+        return None  # delivery systems' messages are reports or notices, never auto-replies
     evidence = _header_evidence(message) or _subject_evidence(message) \
         or _body_evidence(message)
     if not evidence:
@@ -259,7 +262,7 @@ def _body_evidence(message: Part) -> str:
 
 def _marked_automatic(message: Part, bulk: bool = True) -> bool:
     """Headers that say a program sent this message (RFC 3834 section 2, Exchange)."""
-    if message.get("auto-submitted").strip().lower() not in ("", "no"):
+    if auto_submitted(message):
         return True
     if "x-auto-response-suppress" in message:
         return True
@@ -275,7 +278,14 @@ def _has_calendar(message: Part) -> bool:
 
 def _plain_body(message: Part) -> str:
     """The opening of the message's own text (not of messages it attaches), where an
-    auto-reply speaks to the sender; an HTML-only reply's text without its tags."""
+    auto-reply speaks to the sender; an HTML-only reply's text without its tags. Read once:
+    the subject and the body rules both need it."""
+    if "autoreply.body" not in message.derived:
+        message.derived["autoreply.body"] = _read_body(message)
+    return message.derived["autoreply.body"]  # type: ignore[return-value]
+
+
+def _read_body(message: Part) -> str:
     texts = []
     for part in text_parts(message):
         text = part.text[:4000]

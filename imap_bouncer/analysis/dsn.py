@@ -19,7 +19,7 @@ from ..report import Action
 from .addresses import normalize_address
 from .findings import Failure, Findings, kind_of
 from .message import Part, parse_field_groups
-from .origin import machine_sent, passed_on_by_person
+from .origin import from_mail_system, machine_sent, passed_on_by_person
 from .text import ORIGINAL_MARKERS, notice_text, original_headers, split_at_original
 
 STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
@@ -48,9 +48,6 @@ _FIELDS_START = re.compile(
     re.I | re.M)
 _RECIPIENT_FIELD = re.compile(r"^(?:Final|Original)-Recipient[ \t]*:", re.I | re.M)
 _ACTION_OR_STATUS = re.compile(r"^(?:Action|Status)[ \t]*:", re.I | re.M)
-# Senders of delivery reports; a report pasted into a text body must come from one of them.
-_SYSTEM_SENDER = re.compile(r"mailer-daemon|postmaster|mail delivery|mail-daemon|^\s*<?>?\s*$",
-                            re.I)
 # ISO-2022-JP escape sequences left raw in a field of a part without a charset.
 _JIS_ESCAPE = "\x1b$B"
 # Sendmail's transcript of the SMTP session, in the human-readable part.
@@ -59,7 +56,16 @@ _TRANSCRIPT = re.compile(r"^[ \t]*-+ ?Transcript of session follows ?-+[ \t]*\n(
 
 
 def status_part(message: Part) -> Part | None:
-    """The part holding the per-recipient fields, if the message has one."""
+    """The part holding the per-recipient fields, if the message has one.
+
+    Formats that also carry RFC 3464 fields ask for it, and so does the chain after them:
+    looked up once per message."""
+    if "dsn.status_part" not in message.derived:
+        message.derived["dsn.status_part"] = _find_status_part(message)
+    return message.derived["dsn.status_part"]  # type: ignore[return-value]
+
+
+def _find_status_part(message: Part) -> Part | None:
     # A person's forward carries the report as an attachment: only a mail system's message is
     # read through to the reports it wraps (relays that return a report inside their own).
     if machine_sent(message):
@@ -107,7 +113,8 @@ def _fields_text(message: Part) -> tuple[str, str, str] | None:
     # A multipart/report whose parts cannot be split, or a plain-text body with the fields
     # pasted in: the fields start at a line of their own, after the notice.
     unsplit = message.content_type == "multipart/report" and not message.parts
-    pasted = message.content_type == "text/plain" and _SYSTEM_SENDER.search(message.get("from"))
+    # Fields pasted into a text body count only from a mail system's sender.
+    pasted = message.content_type == "text/plain" and from_mail_system(message)
     if not (unsplit or pasted):
         return None
     body = message.text

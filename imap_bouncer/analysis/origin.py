@@ -9,6 +9,8 @@ that look inside attached messages, first ask whether a mail system sent this me
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import wraps
 
 from .message import Part
 
@@ -45,6 +47,19 @@ _FILENAME = re.compile(r'filename\*?=\s*"?([^";]+)', re.I)
 NULL_PATHS = ("<>", "<null>")
 
 
+def _once_per_message(question: Callable[[Part], bool]) -> Callable[[Part], bool]:
+    """Every analyzer of the chain asks the same questions of a message: answer each once."""
+    key = f"origin.{question.__name__}"
+
+    @wraps(question)
+    def answer(message: Part) -> bool:
+        if key not in message.derived:
+            message.derived[key] = question(message)
+        return message.derived[key]  # type: ignore[return-value]
+
+    return answer
+
+
 def from_mail_system(message: Part) -> bool:
     """The From header names a mail system, or is the null sender "<>" itself.
 
@@ -61,6 +76,7 @@ def from_list(message: Part) -> bool:
     return any(name in message for name in (*LIST_HEADERS, *LIST_MANAGER_HEADERS))
 
 
+@_once_per_message
 def carries_program(message: Part) -> bool:
     """A part of the message itself (not of a message attached to it) is a program or an
     archive."""
@@ -77,6 +93,7 @@ def carries_program(message: Part) -> bool:
     return False
 
 
+@_once_per_message
 def machine_sent(message: Part) -> bool:
     """Some sign that a mail system wrote the message.
 
@@ -105,6 +122,7 @@ FORWARD_BLOCK = re.compile(
     re.I | re.M)
 
 
+@_once_per_message
 def passed_on_by_person(message: Part) -> bool:
     """A person's reply or forward: not a mail system's message, and its subject says
     "Fwd:"/"Re:" or its text opens a forwarded message. A report part in it (attached or
@@ -124,3 +142,15 @@ def null_return_path(message: Part) -> bool:
 
 def is_reply_or_forward(subject: str) -> bool:
     return bool(REPLY_OR_FORWARD.match(subject))
+
+
+def passed_on_or_listed(message: Part) -> bool:
+    """A person's reply or forward by its subject, or a list's post: never a report itself."""
+    return is_reply_or_forward(message.decoded("subject")) or from_list(message)
+
+
+def auto_submitted(message: Part) -> str:
+    """The RFC 3834 Auto-Submitted value ("auto-replied", "auto-generated"...), lower-cased;
+    "" for none or "no"."""
+    value = message.get("auto-submitted").strip().lower()
+    return "" if value == "no" else value

@@ -12,6 +12,9 @@ import re
 
 from ..report import Reason
 
+# "This user doesn't have a yahoo.com account": no such account, at any SMTP stage.
+_ACCOUNT_MISSING = r"(?:doesn't|does not) have an? .{1,40} account"
+
 # (reason, regular expression). Order matters: first match wins. The groups run from the most
 # specific cause to the most general, because one reply often carries several: Gmail explains
 # a reputation or an RFC 5322 refusal "to protect our users from spam"; Postfix writes
@@ -196,7 +199,7 @@ PHRASES: list[tuple[Reason, str]] = [
                          r"bad destination mailbox|nosuchuser|user_unknown|recipnotfound|"
                          r"recipient(?: name)? (?:is )?not (?:found|recognized)|"  # Exchange
                          r"recipientnotfound|recipient \S+@\S+ (?:was )?not found|"  # Microsoft
-                         r"(?:doesn't|does not) have an? .{1,40} account|"  # Yahoo "dd This user"
+                         + _ACCOUNT_MISSING + "|"  # Yahoo "dd This user doesn't have ..."
                          r"\baddress rejected\b(?! ?:)|"  # Postfix, Google: bare refusal
                          r"recipient address rejected: access denied|"  # Office 365 5.4.1
                          r"adresse destinataire invalide|"  # Orange (French)
@@ -246,7 +249,7 @@ PHRASES: list[tuple[Reason, str]] = [
 # Words that say outright that the account does not exist, whatever the SMTP stage: Yahoo
 # accepts every RCPT TO and refuses unknown accounts after DATA ("554 delivery error: dd This
 # user doesn't have a yahoo.com account"), so there the reply to DATA is about the address.
-ACCOUNT_MISSING = re.compile(r"(?:doesn't|does not) have an? \S{1,40} account", re.I)
+ACCOUNT_MISSING = re.compile(_ACCOUNT_MISSING, re.I)
 
 # Words that say only that the sender stopped retrying, not why (qmail appends "I'm not going
 # to try again" to whatever the last temporary error was). Checked after the status code.

@@ -20,7 +20,7 @@ from ...report import Action, Kind, Reason
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
-from ..origin import from_list, is_reply_or_forward
+from ..origin import auto_submitted, passed_on_or_listed
 
 NAME = "espwebhooks"
 
@@ -28,9 +28,9 @@ _EVENT_KEYS = re.compile(r'"(?:event|RecordType)"\s*:\s*"(?:spamreport|complaine
 
 
 def analyze(message: Part) -> Findings | None:
-    if is_reply_or_forward(message.decoded("subject")) or from_list(message):
+    if passed_on_or_listed(message):
         return None
-    automatic = message.get("auto-submitted").strip().lower() not in ("", "no")
+    automatic = bool(auto_submitted(message))
     for part in message.walk():
         if part.is_multipart or part.content_type not in ("text/plain", "application/json"):
             continue

@@ -27,6 +27,7 @@ from ..reasons import find_status
 from ..text import notice_text
 from . import dsnplus
 from .common import DELAY_WORDS, looks_like_bounce, own_addresses
+from .smtp_reply import CODES
 
 NAME = "exchange2007"
 
@@ -156,7 +157,6 @@ def read_notice(notice: str, admin: re.Match[str] | None, exclude: set[str],
 # language ("Error:", "Status code:", "Fehler:"): the reply is group 1.
 _REPLY_LINE = re.compile(r"^[ \t]*(?:[^\s:：]{1,30}(?:[ \t][^\s:：]{1,30}){0,2}[ \t]*[:：][ \t]*)?"
                          r"((?:[245]\d\d[ -])?[245]\.\d{1,3}\.\d{1,3}\b.*?)[ \t]*$", re.M)
-_CODES = re.compile(r"\b[245]\d\d\b|\b[245]\.\d{1,3}\.\d{1,3}\b")
 
 
 def best_reply_line(text: str) -> str:
@@ -164,7 +164,7 @@ def best_reply_line(text: str) -> str:
     replies = [m.group(1) for m in _REPLY_LINE.finditer(text)]
     if not replies:
         return ""
-    return max(replies, key=lambda r: sum(c.isalpha() for c in _CODES.sub("", r)))
+    return max(replies, key=lambda r: sum(c.isalpha() for c in CODES.sub("", r)))
 
 
 def _template_with_reply(notice: str) -> bool:

@@ -25,6 +25,7 @@ from ..message import Part
 from ..origin import (
     MAILER_SENDERS,
     NULL_PATHS,
+    auto_submitted,
     from_mail_system,
     is_reply_or_forward,
     null_return_path,
@@ -38,6 +39,7 @@ from .common import (
     own_addresses,
     recipient_blocks,
 )
+from .smtp_reply import CODES
 
 # A line of a notice that quotes an SMTP reply: a reply code and an enhanced status code.
 SMTP_REPLY_LINE = re.compile(r"^.*\b[245]\d\d[ -]#?[245]\.\d{1,3}\.\d{1,3}\b.*$", re.M)
@@ -62,8 +64,8 @@ class Notice:
     def states_itself(self) -> bool:
         """Sent from the null return path, not by a self-declared auto-responder: what the
         thinnest readers need besides their words (RFC 3834 replies are not reports)."""
-        return null_return_path(self.message) and not self.message.get(
-            "auto-submitted").lower().startswith("auto-replied")
+        return null_return_path(self.message) and not auto_submitted(
+            self.message).startswith("auto-replied")
 
 
 def analyze(message: Part) -> Findings | None:
@@ -135,12 +137,9 @@ def _lead_in_lines(notice: Notice) -> Found:
     return list(found.items())
 
 
-_FAILURE_EVIDENCE = re.compile(r"\b[245]\d\d\b|\b[245]\.\d{1,3}\.\d{1,3}\b")
-
-
 def _says_failure(text: str) -> bool:
     """The words after an address name a failure: an SMTP reply, a status, a known phrase."""
-    return bool(_FAILURE_EVIDENCE.search(text) or phrases.match(text))
+    return bool(CODES.search(text) or phrases.match(text))
 
 
 _AFTER = 400  # characters after an address alone on its line that can still say why

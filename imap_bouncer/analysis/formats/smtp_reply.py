@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+# A reply code or an enhanced status code anywhere in a text.
+CODES = re.compile(r"\b[245]\d\d\b|\b[245]\.\d{1,3}\.\d{1,3}\b")
 _FIRST = re.compile(r"\s*([245]\d\d)[ -](?:([245]\.\d{1,3}\.\d{1,3})\s)?")
 # The words of a transcript or paragraph -> the SMTP command they name.
 COMMANDS: tuple[tuple[re.Pattern[str], str], ...] = (
