@@ -15,10 +15,11 @@ import re
 from ...report import Action, Kind
 from .. import dsn
 from ..addresses import find_addresses, normalize_address
-from ..findings import Failure, Findings, kind_of
+from ..findings import Failure, Findings
 from ..message import Part, parse_message
 from ..text import notice_text, original_headers
 from .smtp_reply import command_of, unfold_reply
+from .textreport import findings_of
 
 NAME = "postfix"
 
@@ -74,16 +75,8 @@ def analyze(message: Part) -> Findings | None:
         failures = [_from_paragraph(address, text, action) for address, text in paragraphs.items()]
     if not failures and _UNAVAILABLE.search(notice):
         failures = _unavailable(message, Action.DELAYED if delayed else Action.FAILED)
-    if not failures:
-        return None
-    return Findings(
-        kind=kind_of(failures),
-        analyzer=f"formats.{NAME}",
-        evidence=f"Postfix notice with {len(failures)} recipient(s)",
-        failures=failures,
-        original_headers=original_headers(message),
-        notice=notice,
-    )
+    return findings_of(NAME, f"Postfix notice with {len(failures)} recipient(s)", failures, message,
+                       notice)
 
 
 def _paragraphs(notice: str) -> dict[str, str]:

@@ -16,11 +16,12 @@ import re
 from ...report import Action
 from .. import dsn
 from ..addresses import normalize_address
-from ..findings import Failure, Findings, kind_of
+from ..findings import Failure, Findings
 from ..message import Part
-from ..text import notice_text, original_headers
+from ..text import notice_text
 from .common import looks_like_bounce
 from .smtp_reply import command_of, smtp_code_of, unfold_reply
+from .textreport import findings_of
 
 NAME = "sendmail"
 
@@ -60,16 +61,8 @@ def analyze(message: Part) -> Findings | None:
                     for address, reason in listed.items()]
     for failure in failures:
         _enrich(failure, listed, exchanges, len(failures))
-    if not failures:
-        return None
-    return Findings(
-        kind=kind_of(failures),
-        analyzer=f"formats.{NAME}",
-        evidence=f"Sendmail notice with {len(failures)} recipient(s)",
-        failures=failures,
-        original_headers=original_headers(message),
-        notice=notice,
-    )
+    evidence = f"Sendmail notice with {len(failures)} recipient(s)"
+    return findings_of(NAME, evidence, failures, message, notice)
 
 
 def _with_lost_type(message: Part) -> Part:
