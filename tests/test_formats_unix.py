@@ -339,7 +339,7 @@ def test_courier_exchange_gives_the_command():
     assert report.analyzer == "formats.courier"
     jo = got["jo@remote.example.com"]
     assert jo.remote_mta == "mx.remote.example.com"
-    assert jo.reason is Reason.FILTERED  # "user unknown" after DATA: a filter's verdict
+    assert jo.reason is Reason.USERUNKNOWN  # "user unknown" after DATA: explicit words win
 
 
 def test_opensmtpd_lines_and_expired_envelope():

@@ -127,7 +127,14 @@ CASES = [
     ("550 5.7.1 Delivery not authorized, message refused", "5.7.1", "550",
      R.POLICYVIOLATION, False),  # RFC 3463's own words
     ("", "5.7.1", "550", R.POLICYVIOLATION, False),  # a policy status beats the bare 550
-    ("550 5.7.1 550 User Unknown", "5.7.1", "550", R.FILTERED, False),  # a filter's disguise
+    # Explicit "no such user" words make the address bad whatever the subclass (Sun's
+    # Messaging Server answers "5.7.1 User Unknown"), unless a filter or a policy is named.
+    ("550 5.7.1 550 User Unknown", "5.7.1", "550", R.USERUNKNOWN, True),
+    ("550 5.7.1 User unknown: refused by the recipient's filter rules", "5.7.1", "550",
+     R.FILTERED, False),
+    ("550 Requested action not taken: mailbox unavailable", "", "550", R.FILTERED, False),
+    ("550 5.1.1 Requested action not taken: mailbox unavailable", "5.1.1", "550",
+     R.USERUNKNOWN, True),  # RFC 5321's stock words say less than the status
     ("550 5.1.1 Refused due to recipient preferences", "5.1.1", "550", R.FILTERED, False),
     ("501 5.1.8 Sender address rejected: Domain not found", "5.1.8", "501",
      R.REJECTED, False),  # Postfix reject_unknown_sender_domain
@@ -189,7 +196,9 @@ def test_notaccept_is_permanent_only_with_a_permanent_class():
     ("550 5.7.1 Access denied", "MAIL", R.REJECTED),
     ("554 5.7.1 Blocked using bl.example.org", "MAIL", R.BLOCKED),  # the words still win
     ("554 Transaction failed", "CONN", R.BLOCKED),  # refused before any address was sent
-    ("550 Unknown user jo@example.org", "DATA", R.FILTERED),  # recipient accepted at RCPT
+    ("550 Unknown user jo@example.org", "DATA", R.USERUNKNOWN),  # explicit, at any stage
+    ("550 Unknown user jo@example.org (refused by a filter)", "DATA", R.FILTERED),
+    ("550 Mailbox unavailable", "DATA", R.FILTERED),  # accepted at RCPT, refused after DATA
     ("550 Unknown user jo@example.org", "RCPT", R.USERUNKNOWN),
     # Yahoo accepts every RCPT TO and refuses unknown accounts after DATA, in so many words
     ("554 delivery error: dd This user doesn't have a yahoo.com account (jo@yahoo.com) [0]",
@@ -204,7 +213,7 @@ def test_postfix_command_in_the_notice():
               "    Unknown user jo@example.org (in reply to end of DATA command)\n")
     verdict = classify(status="5.0.0", smtp_code="550", address="jo@example.org",
                        diagnostic="550 Unknown user jo@example.org", notice=notice)
-    assert (verdict.reason, verdict.permanent) == (R.FILTERED, False)
+    assert (verdict.reason, verdict.permanent) == (R.USERUNKNOWN, True)
 
 
 def test_exim_command_in_the_diagnostic():
@@ -230,10 +239,10 @@ def test_sendmail_pipelined_rcpt_reply_under_data_stays_an_address():
 
 
 def test_sendmail_reply_to_data():
-    notice = (">>> DATA\n<<< 550 Unknown user jo@example.org\n"
+    notice = (">>> DATA\n<<< 550 Message refused for jo@example.org\n"
               "554 5.0.0 Service unavailable\n")
     verdict = classify(status="5.0.0", smtp_code="550", address="jo@example.org",
-                       diagnostic="550 Unknown user jo@example.org", notice=notice)
+                       diagnostic="550 Message refused for jo@example.org", notice=notice)
     assert verdict.reason is R.FILTERED
 
 

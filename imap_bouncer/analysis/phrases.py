@@ -181,16 +181,13 @@ PHRASES: list[tuple[Reason, str]] = [
                      r"\bcompte du destinataire est bloque"),  # Orange (French)
     (Reason.SUSPEND, r"\b(?:disabled|inactive|suspended) (?:e-?mail )?(?:account|mailbox|user|"
                      r"recipient|address)"),  # Sendmail 5.7.13, iCloud
-    # --- the recipient's filter refused the sender, worded as an unknown user ---------------------
-    (Reason.FILTERED, r"(?:^|\s)550 : user unknown\b"),  # au by KDDI (ezweb.ne.jp): no address
-                      # between code and colon is au's reply when the recipient's filter refuses
     # --- no such recipient ----------------------------------------------------------------------
     (Reason.USERUNKNOWN, r"user(?:name)? (?:unknown|not found|does not exist|doesn't exist|"
                          r"not exist)|"
                          r"unknown (?:user|recipient|mailbox|local[- ]part|address)(?! error)|"
                          r"no such (?:user|mailbox|recipient|address|account|person)|"
                          r"(?:mailbox|recipient|address|account|user) (?:is )?(?:unknown|"
-                         r"unavailable|not found|does not exist|doesn't exist|not exist|invalid)|"
+                         r"not found|does not exist|doesn't exist|not exist|invalid)|"
                          r"invalid (?:recipient|mailbox|address|user)|"
                          r"not a valid (?:user|mailbox|recipient)|no mailbox|"
                          r"(?:address|recipient|mailbox|user)(?: you entered)? (?:couldn't|"
@@ -203,7 +200,6 @@ PHRASES: list[tuple[Reason, str]] = [
                          r"\baddress rejected\b(?! ?:)|"  # Postfix, Google: bare refusal
                          r"recipient address rejected: access denied|"  # Office 365 5.4.1
                          r"adresse destinataire invalide|"  # Orange (French)
-                         r"mailbox unavailable|"  # RFC 5321 reply text for 550
                          r"not a valid (?:\S+ ){1,3}(?:user|mailbox|recipient)|"  # MS Mail gateway
                          r"(?:mailbox|user id|recipient|receiver) \S+ (?:does not|doesn't) exist|"
                          r"receiver not found|"  # CompuServe
@@ -246,10 +242,28 @@ PHRASES: list[tuple[Reason, str]] = [
     (Reason.BLOCKED, r"\bblocked\b|\bbanned\b"),
 ]
 
-# Words that say outright that the account does not exist, whatever the SMTP stage: Yahoo
-# accepts every RCPT TO and refuses unknown accounts after DATA ("554 delivery error: dd This
-# user doesn't have a yahoo.com account"), so there the reply to DATA is about the address.
-ACCOUNT_MISSING = re.compile(_ACCOUNT_MISSING, re.I)
+# Words that say outright that the mailbox does not exist. They make the address bad whatever
+# the SMTP stage or the status subclass: Yahoo accepts every RCPT TO and refuses unknown
+# accounts after DATA ("554 delivery error: dd This user doesn't have a yahoo.com account"),
+# and Sun's Messaging Server answers "550 5.7.1 User Unknown". Only words about a filter,
+# spam, a blocklist or a policy beside them make it the message that was refused. A generic
+# "mailbox unavailable" (RFC 5321's stock text for 550) is not such a word.
+MAILBOX_MISSING = re.compile(
+    r"\b(?:user(?:name)? (?:unknown|not found)|unknown (?:user|recipient|mailbox)|"
+    r"no such (?:user|mailbox|recipient|account)|recipient (?:unknown|not found)|"
+    r"(?:user|mailbox|recipient|account) (?:does not|doesn't) exist)\b|" + _ACCOUNT_MISSING,
+    re.I)
+FILTER_WORDS = re.compile(
+    r"\bfilter|\bspam|\bblock(?:ed|list|ing)?\b|black ?list|\bpolic(?:y|ies)\b", re.I)
+
+# RFC 5321's stock reply texts, which name a class of causes rather than one: consulted only
+# when neither the server's own words nor a specific status code said more. "Mailbox
+# unavailable" covers "mailbox not found, no access, or command rejected for policy reasons"
+# (RFC 5321 section 4.2.2): the recipient's side refused it, which is not proof the address
+# is gone.
+STOCK_PHRASES: list[tuple[Reason, str]] = [
+    (Reason.FILTERED, r"(?:mailbox|recipient|user|address) (?:is )?unavailable"),
+]
 
 # Words that say only that the sender stopped retrying, not why (qmail appends "I'm not going
 # to try again" to whatever the last temporary error was). Checked after the status code.
@@ -329,6 +343,7 @@ def _required(items) -> set[str] | None:
 
 _COMPILED = _compile(PHRASES)
 _GAVE_UP = _compile(GAVE_UP)
+_STOCK = _compile(STOCK_PHRASES)
 _SPACES = re.compile(r"\s+")
 # A code and status repeated inside a multi-line reply ("... multiple 550 5.7.1 addresses").
 _LINKS = re.compile(r"(?:https?://)?((?:www\.)?[\w-]+(?:\.[\w-]+)+)/\S*", re.I)
@@ -343,6 +358,11 @@ def match(text: str) -> tuple[Reason, str] | None:
 def gave_up(text: str) -> tuple[Reason, str] | None:
     """Words that say only that delivery stopped being retried: (expired, the words)."""
     return _first(_GAVE_UP, text)
+
+
+def stock(text: str) -> tuple[Reason, str] | None:
+    """RFC 5321's stock words for a class of causes: (reason, the words); see STOCK_PHRASES."""
+    return _first(_STOCK, text)
 
 
 def _first(table: list[_Entry], text: str) -> tuple[Reason, str] | None:

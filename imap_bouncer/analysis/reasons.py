@@ -14,10 +14,12 @@ called `blocked` whether Postfix, Exchange or Gmail reported it. The order of de
    a bare 4xx on a delay says no more than the delay itself.
 Then the verdict is checked against the rest of the evidence (`_reconcile`, `_command`):
 a name that did not resolve under a transient (4.x.x) status is a `networkerror`; address
-words under a sender status (5.1.7, 5.1.8) are about the sender (`rejected`); "user unknown"
-under "delivery not authorized" (5.7.1) is a recipient's filter (`filtered`); a reply to
-MAIL FROM, to the greeting or to DATA judged the sender, the client or the content, not the
-recipient's address. Last, words that only say delivery stopped being retried, or a delay
+words under a sender status (5.1.7, 5.1.8) are about the sender (`rejected`); a reply to
+MAIL FROM or to the greeting judged the sender or the client, not the recipient's address,
+and one to DATA the content, unless its words say outright that the mailbox does not exist
+("User unknown", "No such user": the address is bad at any stage and under any subclass,
+5.7.1 included, unless they also speak of a filter, spam, a blocklist or a policy). RFC
+5321's stock "mailbox unavailable" names no cause: it counts only where nothing says more. Last, words that only say delivery stopped being retried, or a delay
 with no cause, make `expired`; server's words that name no known cause make `onhold` (the
 cause is stated but could not be told); no words at all, `undefined`.
 
@@ -246,12 +248,13 @@ def classify(
     if action is Action.DELAYED and evidence.startswith("SMTP code"):
         reason, evidence = None, ""  # a bare 4xx says no more than "delayed" itself
     if evidence != STATED:
-        reason, evidence = _reconcile(reason, evidence, from_words, status, status_class)
+        reason, evidence = _reconcile(reason, evidence, from_words, status, status_class,
+                                      diagnostic)
         stage = _command(command, diagnostic, notice, about, address)
         moved = STAGE_REASONS.get(stage)
         pipelined = stage == "DATA" and _by_status(status) in ADDRESS_REASONS
-        if moved is Reason.FILTERED and (pipelined or phrases.ACCOUNT_MISSING.search(diagnostic)):
-            moved = None  # "5.1.1" under DATA: a pipelined RCPT reply, about the address
+        if moved is Reason.FILTERED and (pipelined or _says_mailbox_missing(diagnostic)):
+            moved = None  # "5.1.1" under DATA: a pipelined RCPT reply; "no such user": explicit
         if moved is not None and (reason in ADDRESS_REASONS or (
                 moved is not Reason.FILTERED and not from_words)):
             said_to = "end of DATA" if stage == "EOD" else stage
@@ -276,6 +279,12 @@ def classify(
 
 
 STATED = "stated by the format"
+
+
+def _says_mailbox_missing(diagnostic: str) -> bool:
+    """Explicit words that the mailbox does not exist, and none about a filter or a policy."""
+    words = _ADDRESS.sub(" ", diagnostic)  # "<filtered@example.org>" names no filter
+    return bool(phrases.MAILBOX_MISSING.search(words)) and not phrases.FILTER_WORDS.search(words)
 
 # What is left of a reply once its codes, addresses and RFC 5321's stock texts are gone: the
 # server's own words, if it gave any.
@@ -307,6 +316,9 @@ def _first_cause(
         return match[0], f"notice text: {match[1]}", True
     if by_status is not None:
         return by_status, f"status {status}", False
+    match = phrases.stock(diagnostic)
+    if match:
+        return match[0], f"RFC 5321 stock text {match[1][7:]}", True
     by_code = SMTP_CODE_REASONS.get(smtp_code)
     if by_code is not None and by_code is not Reason.UNDEFINED:
         return by_code, f"SMTP code {smtp_code}", False
@@ -314,7 +326,8 @@ def _first_cause(
 
 
 def _reconcile(
-    reason: Reason | None, evidence: str, from_words: bool, status: str, status_class: str
+    reason: Reason | None, evidence: str, from_words: bool, status: str, status_class: str,
+    diagnostic: str,
 ) -> tuple[Reason | None, str]:
     """Where the words and the status code disagree, the more precise of the two wins."""
     if reason is None or not from_words:
@@ -331,11 +344,9 @@ def _reconcile(
         return Reason.USERUNKNOWN, f"{evidence} with status {status}"
     if reason is Reason.USERUNKNOWN and detail == "2.2":
         return Reason.MAILBOXFULL, f"{evidence} with status {status}"
-    if reason is Reason.USERUNKNOWN and detail == "7.1" and "rejected" not in evidence.lower():
-        # "User unknown" with "delivery not authorized": the recipient's rules refused it.
-        # ("Recipient address rejected" under 5.7.1 is Postfix's access map refusing the
-        # address itself, which stays an address verdict.)
-        return Reason.FILTERED, f"{evidence} with policy status {status}"
+    if reason is Reason.USERUNKNOWN and phrases.FILTER_WORDS.search(_ADDRESS.sub(" ", diagnostic)):
+        # "User unknown" beside a filter, spam, a blocklist or a policy: a filter's disguise.
+        return Reason.FILTERED, f"{evidence} beside a filter's words"
     return reason, evidence
 
 

@@ -29,6 +29,9 @@ RECEIVED = re.compile(r"^\s*Received\s*(?:<<<|>>>)\s*(.+)$", re.I | re.M)
 # "Unable to deliver message to <a@b> (and other recipients in the same domain)."
 UNABLE = re.compile(r"^\s*(?:Reason:\s*)?(Unable to deliver (?:the )?message to\s*"
                     r"<?([^\s<>]+@[^\s<>]*[^\s<>.])>?[ .(].*)$", re.I | re.M)
+# A Sendmail-style transcript line in a returned message: ">>> RCPT To:<a@b>", "<<< 550 ...".
+TRANSCRIPT_RCPT = re.compile(r"^\s*>>>\s*RCPT TO:\s*<?([^\s<>]+@[^\s<>]+?)>?\s*$", re.I | re.M)
+TRANSCRIPT_REPLY = re.compile(r"^\s*<<<\s*([245]\d\d[ -].+)$", re.M)
 DELAYED = re.compile(r"will (?:retry|try again)|has been delayed|not yet been delivered", re.I)
 
 
@@ -49,10 +52,31 @@ def analyze(message: Part) -> Findings | None:
         if address and address not in failures:
             failures[address] = Failure(address=address, action=action,
                                         diagnostic=reply.group(1).strip() if reply else "")
-    for unable in UNABLE.finditer(notice):
-        address = normalize_address(unable.group(2))
+    unable_to = [(normalize_address(u.group(2)), u.group(1).strip())
+                 for u in UNABLE.finditer(notice)]
+    replies = _returned_replies(message) if unable_to else {}
+    for address, words in unable_to:
         if address and address not in failures:
             failures[address] = Failure(address=address, action=action,
-                                        diagnostic=unable.group(1).strip())
+                                        diagnostic=replies.get(address, words))
     return dsnplus.from_text(NAME, "InterScan MSS report", list(failures.values()), notice,
                              original_headers(message))
+
+
+def _returned_replies(message: Part) -> dict[str, str]:
+    """Replies per recipient in a returned message that is itself an MTA's transcript.
+
+    "Unable to deliver message to <a@b>" names no cause. When InterScan relays a downstream
+    report (the returned message carries its SMTP transcript), that transcript does.
+    """
+    replies: dict[str, str] = {}
+    for part in message.walk():
+        if part.content_type not in ("message/rfc822", "message/global") or not part.parts:
+            continue
+        text = notice_text(part.parts[0])
+        for rcpt in TRANSCRIPT_RCPT.finditer(text):
+            reply = TRANSCRIPT_REPLY.search(text, rcpt.end(), rcpt.end() + 1000)
+            address = normalize_address(rcpt.group(1))
+            if reply and address:
+                replies.setdefault(address, reply.group(1).strip())
+    return replies
