@@ -19,8 +19,9 @@ MAIL FROM or to the greeting judged the sender or the client, not the recipient'
 and one to DATA the content, unless its words say outright that the mailbox does not exist
 ("User unknown", "No such user": the address is bad at any stage and under any subclass,
 5.7.1 included, unless they also speak of a filter, spam, a blocklist or a policy). RFC
-5321's stock "mailbox unavailable" names no cause: it counts only where nothing says more. Last, words that only say delivery stopped being retried, or a delay
-with no cause, make `expired`; server's words that name no known cause make `onhold` (the
+5321's stock "mailbox unavailable" names no cause: it counts only where nothing says more.
+Last, words that only say delivery stopped being retried, or a delay with no cause, make
+`expired`; server's words that name no known cause make `onhold` (the
 cause is stated but could not be told); no words at all, `undefined`.
 
 `permanent` (suppress the address) is true only for reasons that say the address is bad:
