@@ -199,6 +199,17 @@ def opens_as_report(message: Part) -> bool:
     return bool(REPORT_OPENING.search("\n".join(lines)))
 
 
+# Where a list that rewrites From (DMARC mitigation: "Name via List" <list@...>) keeps the
+# author: Google Groups' X-Original-Sender, the X-Original-From of Mailman 3 and Sympa.
+ORIGINAL_AUTHOR_HEADERS = ("x-original-from", "x-original-sender")
+
+
+def written_by_mail_system(message: Part) -> bool:
+    """A mail system's From, or a list's rewritten From over a mail system's address."""
+    return from_mail_system(message) or any(
+        MAILER_SENDERS.search(message.get(name)) for name in ORIGINAL_AUTHOR_HEADERS)
+
+
 def from_list_role(message: Part) -> bool:
     """The From is one of a list manager's own addresses (its -bounces, -owner, LISTSERV)."""
     return bool(LIST_ROLE_SENDER.search(message.get("from")))
@@ -213,7 +224,8 @@ def relayed_report(message: Part) -> bool:
     "Fwd:", and the body opens as the report itself (`opens_as_report`). A person's post
     quoting a bounce, a digest and a list's own notices all fail one of these.
     """
-    if carries_program(message) or not from_mail_system(message) or from_list_role(message):
+    if carries_program(message) or not written_by_mail_system(message) \
+            or from_list_role(message):
         return False
     if is_reply_or_forward(message.decoded("subject")):
         return False
@@ -226,10 +238,10 @@ def relayed_report(message: Part) -> bool:
 # LISTSERV's error report (the enclosed message "has been identified as a possible delivery
 # error"), and the like.
 PASSES_ON_BOUNCE = re.compile(
-    r"received as a bounce|bounce action notice|triggering bounce|"
-    r"identified as (?:a )?(?:possible )?delivery error|unrecognized bounce|"
-    r"bounce (?:message|notice)s? (?:is|are) (?:attached|enclosed)|"
-    r"attached (?:is|are) the bounce", re.I)
+    r"received\s+as\s+a\s+bounce|bounce\s+action\s+notice|triggering\s+bounce|"
+    r"identified\s+as\s+(?:a\s+)?(?:possible\s+)?delivery\s+error|unrecognized\s+bounce|"
+    r"bounce\s+(?:message|notice)s?\s+(?:is|are)\s+(?:attached|enclosed)|"
+    r"attached\s+(?:is|are)\s+the\s+bounce", re.I)
 _ATTACHED_TYPES = ("message/rfc822", "message/global")
 _MAX_ATTACHED = 3  # attached messages of one notice looked at
 
