@@ -164,9 +164,12 @@ REPORT_OPENING = re.compile(
     r"\bundeliver|(?:unable|failed) to deliver|delivery (?:to the following|has failed|failed|"
     r"of your message|is delayed|incomplete|problem|error)|\*\* ?[\w ]{3,40} ?\*\*|"
     r"\b(?:address|message|recipients?) (?:not found|not delivered|blocked|rejected)|"
-    r"returned mail|non-?delivery|will (?:continue|keep) trying|"
+    r"returned mail|non-?delivery|will (?:continue|keep) trying|did not reach|"
+    r"could not be reached|"
     r"(?:temporary|permanent|fatal) (?:error|failure)|"
-    r"unzustellbar|nicht zugestellt|non (?:remis|recapitabile)|no (?:se )?(?:ha podido|pudo) "
+    r"unzustellbar|nicht zugestellt|zugestellt werden (?:konnte|kann)|mailprogramm auf|"
+    r"non (?:remis|recapitabile)|n'a pas pu (?:être|etre) (?:remis|distribu)|"
+    r"non (?:è|e') stat[oa] (?:possibile )?recapitat|no (?:se )?(?:ha podido|pudo) "
     r"(?:ser )?entregar|n[aã]o (?:foi|pôde ser) entregue|onbestelbaar|配信|不達|未送达|无法投递",
     re.I)
 # A person's words around a report: a quoted line ("> ", not Sendmail's ">>> " transcript),
@@ -174,7 +177,7 @@ REPORT_OPENING = re.compile(
 _QUOTED_LINE = re.compile(r"^[ \t]*>(?:[ \t]|$)", re.M)
 _SALUTATION = re.compile(
     r"^(?:dear|hi|hello|hey|hallo|liebe[rs]?|bonjour|hola|ciao|greetings|good (?:morning|"
-    r"afternoon|evening))\b[^.\n]{0,40}$", re.I)
+    r"afternoon|evening))\b(?:[ \t]+[^\s.,;:!?]+){0,3}[ \t]*[,;:!]?$", re.I)
 _CLOSING = re.compile(
     r"^[ \t]*(?:(?:best|kind|warm)?\s*regards|thanks?(?: you)?(?: in advance)?|cheers|"
     r"sincerely|mit freundlichen gr(?:ü|ue)(?:ß|ss)en|cordialement|saludos)[,.!]?[ \t]*$",
