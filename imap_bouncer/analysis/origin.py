@@ -220,12 +220,15 @@ def from_list_role(message: Part) -> bool:
 
 @_once_per_message
 def relayed_report(message: Part) -> bool:
-    """A mail system's report that a list or a forwarder passed on unchanged.
+    """A mail system's report that a list passed on unchanged (to its owners or members).
 
     The list's headers say who distributed it, not who wrote it: the From still names the
     mail system (not one of the list's own addresses), the subject is not a person's "Re:" or
     "Fwd:", and the body opens as the report itself (`opens_as_report`). A person's post
-    quoting a bounce, a digest and a list's own notices all fail one of these.
+    quoting a bounce, a digest and a list's own notices all fail one of these. Each test is
+    one the same report would pass had no list touched it, so a list's headers never make a
+    message more of a report. (A forwarder that adds no list headers needs no such question:
+    its From and body are the report's.)
     """
     if carries_program(message) or not written_by_mail_system(message) \
             or from_list_role(message):
