@@ -12,6 +12,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -19,6 +20,7 @@ from support import SAMPLES, sample, sample_names
 
 from imap_bouncer.analysis import CHAIN, Options, analyze, formats
 from imap_bouncer.analysis.message import parse_message
+from imap_bouncer.analysis.origin import from_list, report_passed_on_by_list
 from imap_bouncer.report import Action, Kind, Reason
 
 FAILED, DELAYED, DELIVERED = Action.FAILED, Action.DELAYED, Action.DELIVERED
@@ -343,3 +345,73 @@ MANIFEST_FOLDERS = ("ordinary", "reports", *RECIPIENT_SETS)
 def test_manifest_covers_every_file(folder: str) -> None:
     assert sorted(manifest(SAMPLES / folder)) == sorted(
         p.name for p in (SAMPLES / folder).glob("*.eml"))
+
+
+# --- forwarded/: who wrote the body decides, not the list's headers -------------------------
+FORWARDED = SAMPLES / "forwarded"
+_FROM_LINE = re.compile(rb"^(From|X-Original-Sender):[^\n]*(?:\n[ \t][^\n]*)*", re.M | re.I)
+_PERSON = b"Jonas Berg <jonas@workshop.example.net>"
+
+
+def _failed(raw: bytes) -> list[str]:
+    return [r.address for r in analyze(raw).recipients if r.action in (FAILED, DELAYED)]
+
+
+def _listed_text_reports() -> list[str]:
+    """forwarded/ samples a list relayed as they were, whose report is words only (no status
+    part another analyzer could read whoever sent it)."""
+    names = []
+    for name in sorted(manifest(FORWARDED)):
+        message = parse_message((FORWARDED / name).read_bytes())
+        if from_list(message) and message.content_type == "text/plain":
+            names.append(name)
+    return names
+
+
+def _with_header_block(raw: bytes, change) -> bytes:
+    head, sep, body = raw.partition(b"\n\n")
+    return change(head) + sep + body
+
+
+@pytest.mark.parametrize("name", _listed_text_reports())
+def test_listed_report_with_a_person_as_author_is_a_post(name: str) -> None:
+    """The same relayed words under a person's From are a post quoting a report."""
+    raw = (FORWARDED / name).read_bytes()
+    assert _failed(raw)
+    person = _with_header_block(raw, lambda head: _FROM_LINE.sub(
+        lambda m: m.group(1) + b": " + _PERSON, head))
+    assert _failed(person) == []
+
+
+@pytest.mark.parametrize("name", _listed_text_reports())
+def test_listed_report_with_a_persons_words_on_top_is_a_post(name: str) -> None:
+    """A salutation and a sentence of a person above the report make it a person's message."""
+    raw = (FORWARDED / name).read_bytes()
+    head, sep, body = raw.partition(b"\n\n")
+    assert _failed(head + sep + b"Hi all,\n\nlook what came back from my post:\n\n" + body) == []
+
+
+def _wrapped_reports() -> list[str]:
+    return [name for name in sorted(manifest(FORWARDED))
+            if report_passed_on_by_list(parse_message((FORWARDED / name).read_bytes()))]
+
+
+@pytest.mark.parametrize("name", _wrapped_reports())
+def test_list_notice_is_read_through_only_when_it_says_it_passes_on_a_bounce(name: str) -> None:
+    """A list manager's notice attaching a report is read only when its words say it passes
+    on a bounce (a held post or a probe attaches one too) and the attachment is a mail
+    system's (not a person's message the list mistook for one)."""
+    raw = (FORWARDED / name).read_bytes()
+    assert _failed(raw)
+    notice = re.compile(rb"(Content-Type: text/plain[^\n]*\n(?:[^\n]+\n)*\n).*?(?=\n--)", re.S)
+    held = notice.sub(lambda m: m.group(1) + b"As list administrator, your authorization is "
+                      b"requested for the following mailing list posting.\n", raw, count=1)
+    assert held != raw and _failed(held) == []
+    boundary = raw.index(b"Content-Type: message/rfc822")
+    inner = raw[boundary:]
+    person = re.sub(rb"^Return-[Pp]ath: <>", b"Return-Path: <jonas@workshop.example.net>",
+                    inner, count=1, flags=re.M)
+    person = _FROM_LINE.sub(lambda m: m.group(1) + b": " + _PERSON, person, count=1)
+    person = re.sub(rb"^(?:X-Failed-Recipients|Auto-Submitted):[^\n]*\n", b"", person, flags=re.M)
+    person = person.replace(b"multipart/report", b"multipart/mixed")
+    assert _failed(raw[:boundary] + person) == []

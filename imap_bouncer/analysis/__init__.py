@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from ..report import Action, Kind, Original, Recipient, Report
-from . import arf, autoreply, dsn, formats, reasons
+from . import arf, autoreply, dsn, formats, origin, reasons
 from .addresses import normalize_address
 from .findings import Failure, Findings
 from .message import Part, decode_words, parse_message
@@ -79,9 +79,12 @@ def _analyze(raw: bytes, options: Options) -> Report:
     if not message.headers:
         errors.append("no headers found")
     findings: Findings | None = None
+    # A list manager's notice that passes on a bounce: the attached report is the one to read.
+    wrapped = origin.report_passed_on_by_list(message)
+    subject = wrapped if wrapped is not None else message
     for name, analyzer in CHAIN:
         try:
-            findings = analyzer(message)
+            findings = analyzer(subject)
         except Exception as err:
             errors.append(f"{name} analyzer failed: {type(err).__name__}: {err}")
             findings = None
@@ -95,6 +98,8 @@ def _analyze(raw: bytes, options: Options) -> Report:
         return report
     report.analyzer = findings.analyzer
     report.evidence = findings.evidence
+    if wrapped is not None:
+        report.evidence = f"the bounce a list manager passed on: {findings.evidence}"
     report.feedback_type = findings.feedback_type
     report.user_agent = findings.user_agent
     report.recipients = _recipients(findings, report.original)

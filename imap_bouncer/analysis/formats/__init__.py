@@ -117,10 +117,12 @@ KNOWN: tuple[ModuleType, ...] = (
 
 
 # Formats recognised only by the words of their notice, which a person can paste or forward:
-# tried only on a message a mail system sent (`origin.machine_sent`).
+# tried only on a message a mail system sent (`origin.machine_sent`). Gmail's and Yahoo's
+# plain-text notices name their sender too, but a list can carry that sender's name over a
+# person's words (a rewritten From): they ask the same question.
 WORDS_ONLY = {"x1", "x2", "x3", "x6", "dragonfly", "domino", "notes", "v5sendmail", "jamesmta",
              "mailfoundry", "messagingserver", "qmail", "exim", "sendmail", "postfix", "courier",
-             "powermta"}
+             "powermta", "gmail", "yahoo"}
 
 
 def analyze_known(message: Part) -> Findings | None:

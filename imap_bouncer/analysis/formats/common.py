@@ -15,6 +15,7 @@ from ..origin import (
     is_reply_or_forward,
     machine_sent,
     null_return_path,
+    relayed_report,
 )
 
 # Subjects of delivery reports, in the common languages.
@@ -48,9 +49,12 @@ SYSTEM_LOCALS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "root",
 def looks_like_bounce(message: Part) -> bool:
     """A cheap look at the headers: sent by a mail system, about a failed delivery.
 
-    A bounce-like subject alone is not enough when it is a person's reply or forward.
+    A bounce-like subject alone is not enough when it is a person's reply or forward. List
+    mail is a list's post unless it is a mail system's report the list passed on unchanged.
     """
-    if (from_list(message) and not null_return_path(message)) or carries_program(message):
+    if carries_program(message):
+        return False
+    if from_list(message) and not null_return_path(message) and not relayed_report(message):
         return False
     if "x-failed-recipients" in message:
         return True
