@@ -129,7 +129,9 @@ def _recipients(findings: Findings, original: Original) -> list[Recipient]:
         recipient = Recipient(
             address=failure.address, action=failure.action, status=verdict.status,
             smtp_code=smtp_code, diagnostic=diagnostic, remote_mta=failure.remote_mta,
-            reason=verdict.reason, permanent=verdict.permanent,
+            # No address, nothing to suppress: a report that names no recipient is about the
+            # message, whatever its words say.
+            reason=verdict.reason, permanent=verdict.permanent and bool(failure.address),
             evidence=failure.hint_evidence or verdict.evidence,
         )
         key = (recipient.address, recipient.action)

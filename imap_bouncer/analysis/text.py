@@ -15,6 +15,8 @@ ORIGINAL_MARKERS = re.compile(
     r"^(?:"
     r"-+ ?Below this line is a copy of the message\.?"  # qmail
     r"|-+ ?This is a copy of the message, including all the headers\. ?-+"  # Exim
+    r"|-+ ?This is a copy of the headers that were received before the error"  # Exim: too
+    # big, bad headers (the sentence goes on: "was detected.")
     r"|-+ ?The header of the original message is following\. ?-+"  # Exim (Japanese providers)
     r"|-+ ?Original message follows\.? ?-+"  # various
     r"|-+ ?Original message -+"  # various

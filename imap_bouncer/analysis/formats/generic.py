@@ -4,8 +4,11 @@ Claims a message only when its headers say it is a delivery report (`looks_like_
 and one of its readers (`READERS`, in order) finds a recipient: `X-Failed-Recipients`, a block
 of lines that opens with an address, a line that names one address after "failed to deliver
 to" or beside a cause of failure ("User's mailbox is full: <jo@example.com>"), addresses
-listed under a failure heading. The thinnest evidence (one address and a cause somewhere, or
-only the returned original's recipient) counts only on a report from the null return path.
+listed under a failure heading. A mail system's report that the whole message was refused
+before it went to anyone (`norecipient`: too big, too many recipients, a sending limit, a
+virus) is one failure without an address, read before the thin guesses. The thinnest
+evidence (one address and a cause somewhere, or only the returned original's recipient)
+counts only on a report from the null return path.
 A report that names nobody is still claimed when both its sender and its subject are a mail
 system's and its words carry an SMTP reply: it bounced, for whom is then told by the VERP
 address it was sent to, if any.
@@ -23,14 +26,13 @@ from ..addresses import ADDRESS_IN_TEXT, find_addresses, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..origin import (
-    MAILER_SENDERS,
-    NULL_PATHS,
     auto_submitted,
     from_mail_system,
     is_reply_or_forward,
     null_return_path,
 )
 from ..text import notice_text, original_headers, split_at_original
+from . import norecipient
 from .common import (
     BOUNCE_SUBJECTS,
     DELAY_WORDS,
@@ -171,14 +173,8 @@ def _reply_of_anonymous_report(notice: Notice) -> Found:
     if not from_mail_system(message) or not BOUNCE_SUBJECTS.search(subject) \
             or is_reply_or_forward(subject):
         return []
-    # A report that names nobody must at least have come back on the null sender
-    # (RFC 5321 4.5.5) and not ask for answers elsewhere: a spoofed "Mail Delivery System"
-    # From with a real envelope sender or a Reply-To is phishing.
-    return_path = message.get("return-path").strip()
-    spoofed = return_path and return_path not in NULL_PATHS \
-        and not MAILER_SENDERS.search(return_path)
-    if spoofed or "reply-to" in message:
-        return []
+    if not norecipient.trusted_sender(message):
+        return []  # a spoofed "Mail Delivery System" From: phishing
     found = SMTP_REPLY_LINE.search(notice.text[:4000])
     return [("", found.group(0).strip())] if found else []
 
@@ -213,6 +209,13 @@ def _listed_under_heading(notice: Notice) -> Found:
         if found:
             break
     return list(found.items())
+
+
+def _refused_as_a_whole(notice: Notice) -> Found:
+    """A mail system refused the message before it went to anyone (too big, too many
+    recipients, a sending limit, a virus...): one failure without an address."""
+    words = norecipient.refused_as_a_whole(notice.message, notice.text, notice.subject)
+    return [("", words)] if words else []
 
 
 def _recipients_in(text: str, notice: Notice) -> list[str]:
@@ -253,6 +256,8 @@ READERS: tuple[tuple[Callable[[Notice], Found], str], ...] = (
     (_lead_in_lines, "lines that say delivery to a recipient failed"),
     (_cause_lines, "lines naming a recipient and a cause of failure"),
     (_listed_under_heading, "recipients listed under a heading, the cause stated above it"),
+    (_refused_as_a_whole,
+     "a mail system's report that the whole message was refused, naming no recipient"),
     (_sole_address_with_cause, "the one recipient the notice names, and a cause of failure"),
     (_original_sole_recipient,
      "a cause of failure in the notice; the recipient from the returned original"),
