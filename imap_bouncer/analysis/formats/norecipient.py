@@ -12,8 +12,10 @@ it counts as a bounce, and no address's state can change for it.
 The generic plain-text reader asks `refused_as_a_whole` after its readers that find named
 recipients and before the thin ones that guess one, so a report that says the message went
 to nobody is not pinned on the returned original's To. It claims only a notice that
-1. a mail system sent (`origin.from_mail_system`), not a person's reply or forward, and not
-   a spoof: no Reply-To, and a null, absent or mail-system Return-Path (`trusted_sender`);
+1. a mail system sent (`origin.from_mail_system`), as a report: from the null return path,
+   or marked Auto-Submitted (a postmaster's own announcement of the limits is neither); not
+   a person's reply or forward, and not a spoof: no Reply-To, and a null, absent or
+   mail-system Return-Path (`trusted_sender`);
 2. says the sender's message failed (`FAILED`, in its words or its subject);
 3. states one of the causes of `CAUSES` in a sentence of its own words.
 The words returned are the quoted SMTP reply that states the same cause, else the sentence
@@ -26,7 +28,14 @@ import re
 
 from ...report import Reason
 from ..message import Part
-from ..origin import MAILER_SENDERS, NULL_PATHS, from_mail_system, is_reply_or_forward
+from ..origin import (
+    MAILER_SENDERS,
+    NULL_PATHS,
+    auto_submitted,
+    from_mail_system,
+    is_reply_or_forward,
+    null_return_path,
+)
 
 # (reason, pattern): the causes for which a mail system refuses a whole message, most
 # specific first (a virus is named before the attachment that carried it, a sender's refusal
@@ -120,6 +129,8 @@ def refused_as_a_whole(message: Part, notice: str, subject: str) -> str:
     if not from_mail_system(message) or is_reply_or_forward(subject) \
             or not trusted_sender(message):
         return ""
+    if not (null_return_path(message) or auto_submitted(message)):
+        return ""  # a person writing from a postmaster address
     head = notice[:_HEAD]
     if not (FAILED.search(" ".join(head.split())) or FAILED.search(subject)):
         return ""
