@@ -31,7 +31,7 @@ from .ledger import Explanation, Ledger, LedgerError
 from .mailbox import CapabilityError, MailboxError
 from .models import schema_version
 from .policy import Policy, PolicyError, State
-from .report import Report
+from .report import Report, shown_address
 from .service import (
     AnalysisPool,
     MailboxService,
@@ -100,7 +100,7 @@ def format_report(source: str, report: Report, explain: bool) -> str:
     for r in report.recipients:
         hard = "HARD" if r.permanent else "soft"
         code = " ".join(x for x in (r.status, r.smtp_code) if x)
-        lines.append(f"  {r.address or '(unknown)':<40} {r.action:<9} {code:<12} "
+        lines.append(f"  {shown_address(r.address):<40} {r.action:<9} {code:<12} "
                      f"{r.reason:<16} {hard}")
         if explain:
             if r.diagnostic:
@@ -282,7 +282,7 @@ def format_outcome(outcome: Outcome) -> str:
     line = f"  UID {outcome.uid:<8} {what:<10} -> {outcome.folder:<10} {outcome.message_id}"
     if outcome.report is not None:
         for r in outcome.report.recipients:
-            line += (f"\n      {r.address or '(unknown)'} {r.action} {r.status} {r.reason}"
+            line += (f"\n      {shown_address(r.address)} {r.action} {r.status} {r.reason}"
                      f"{' HARD' if r.permanent else ''}")
     for error in outcome.errors:
         line += f"\n      error: {error}"
@@ -764,8 +764,8 @@ def events_command(config_path: str | None, since: datetime | None, address: str
         return
     click.echo(table(["WHEN", "ADDRESS", "KIND", "ACTION", "STATUS", "REASON", "SENDER",
                       "BOUNCE MESSAGE-ID"],
-                     [[when(e.created_at), e.address, e.kind, e.action, e.status or "-",
-                       e.reason, e.sender_domain or "-",
+                     [[when(e.created_at), shown_address(e.address), e.kind, e.action,
+                       e.status or "-", e.reason, e.sender_domain or "-",
                        e.bounce_message_id or f"(id {e.message_pk})"] for e in found]))
 
 
@@ -806,7 +806,7 @@ def format_explanation(message: Explanation, now: Report | None) -> str:
     for e in message.events:
         hard = "permanent" if e.permanent else "not permanent"
         code = " ".join(x for x in (e.status, e.smtp_code) if x) or "-"
-        lines.append(f"  event {e.id}: {e.address or '(unknown)'} {e.action} {code} "
+        lines.append(f"  event {e.id}: {shown_address(e.address)} {e.action} {code} "
                      f"{e.reason} ({hard})")
         if e.diagnostic:
             lines.append(f"      said: {e.diagnostic[:300]}")
@@ -823,7 +823,7 @@ def format_explanation(message: Explanation, now: Report | None) -> str:
                      + (f" by {now.analyzer}" if now.analyzer else "")
                      + (f": {now.evidence}" if now.evidence else ""))
         for r in now.recipients:
-            lines.append(f"      {r.address or '(unknown)'} {r.action} {r.status or '-'} "
+            lines.append(f"      {shown_address(r.address)} {r.action} {r.status or '-'} "
                          f"{r.reason}{' HARD' if r.permanent else ''}: {r.evidence}")
         if now.kind != message.kind or now.analyzer != message.analyzer:
             lines.append("      (differs from what was recorded: the analyzer or the settings "

@@ -599,10 +599,11 @@ class Ledger:
         self._bulk_insert(Event, [row for pk, item in judged.items()
                                   for row in _event_rows(pk, item.message.report, now)])
         events = self._load_events(sorted(judged))
-        rows = self._lock_states(sorted({event.address for event in events}))
+        addressed = [event for event in events if event.address]  # "" names nobody to judge
+        rows = self._lock_states(sorted({event.address for event in addressed}))
         states = {address: _send_state(row) for address, row in rows.items()}
         made: list[StateChange] = []
-        for event in events:
+        for event in addressed:
             item = judged[event.message_pk]
             note = f"filed in {item.folder}" if item.folder else ""
             state, changes = review.judge(states.get(event.address, SendState()),

@@ -79,6 +79,16 @@ ADDRESS_REASONS = frozenset(
 )
 
 
+# How people are shown a recipient without an address: a report that names no recipient (a
+# local MTA refusing the whole message). JSON keeps the address "".
+NO_RECIPIENT = "(no recipient named)"
+
+
+def shown_address(address: str) -> str:
+    """A recipient's address as the command line and the logs print it."""
+    return address or NO_RECIPIENT
+
+
 @dataclass(slots=True)
 class Recipient:
     """One recipient of the original message and what happened to it."""

@@ -37,7 +37,7 @@ from . import analysis, review
 from .handlers.outbox import OutboxJob
 from .ledger import Ledger, LedgerError, MessageItem, Recorded, ReviewItem
 from .mailbox import ConnectError, DisconnectedError, FetchedMessage, Mailbox, MailboxError
-from .report import Kind, Report
+from .report import Kind, Report, shown_address
 from .settings import ImapSettings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -533,7 +533,7 @@ class MailboxService:
                     uid=message.uid, message_id=report.message_id,
                     old_kind=(earlier.kind or "not analyzed") if earlier else None,
                     new_kind=str(report.kind),
-                    recipients=tuple(r.address or "(unknown)" for r in report.recipients))
+                    recipients=tuple(shown_address(r.address) for r in report.recipients))
                 batch.append(entry)
                 if report.kind is Kind.UNKNOWN:
                     continue

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from support import sample
+from support import SAMPLES, sample
 
 from imap_bouncer import cli
 from imap_bouncer.analysis import analyze
@@ -160,6 +160,28 @@ def test_events(config: Path) -> None:
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
     assert "no events" in run(config, "events", "--since", tomorrow).stdout
     assert len(lines(run(config, "events", "--limit", "1", "--json"))) == 1
+
+
+def test_events_and_explain_of_a_report_naming_no_recipient(config: Path) -> None:
+    """Recorded, listed and explained with "(no recipient named)"; no address is added."""
+    raw = (SAMPLES / "norecipient" / "12-m365-too-many-recipients.eml").read_bytes()
+    ledger = cli.open_ledger(load_settings(config))
+    try:
+        ledger.record_batch([MessageItem(
+            mailbox="bounces", uidvalidity=1, uid=9, target_folder="Processed", raw=raw,
+            report=analyze(raw), message_id="<anon9@mx.example>")])
+    finally:
+        ledger.close()
+    _header, newest, *_ = run(config, "events").stdout.splitlines()
+    assert "(no recipient named)" in newest and "toomanyconn" in newest
+    [record, *_] = lines(run(config, "events", "--json"))
+    assert (record["address"], record["reason"], record["permanent"]) == (
+        "", "toomanyconn", False)
+    text = run(config, "explain", "<anon9@mx.example>").stdout
+    assert "(no recipient named) failed" in text and "toomanyconn (not permanent)" in text
+    assert "changed" not in text
+    listed = run(config, "addresses", "list").stdout
+    assert "(no recipient named)" not in listed and "\n " not in listed
 
 
 def test_explain(config: Path) -> None:

@@ -52,6 +52,19 @@ def test_one_file_as_text() -> None:
     assert "why:" not in result.stdout
 
 
+def test_a_report_naming_no_recipient_says_so() -> None:
+    """A local MTA's refusal of the whole message: the text names the missing recipient in
+    words, the JSON keeps the address empty."""
+    path = str(SAMPLES / "norecipient" / "02-exim-too-many-recipients.eml")
+    first, recipient = run(path).stdout.splitlines()[:2]
+    assert first.startswith(f"{path}: bounce (")
+    assert recipient.strip().startswith("(no recipient named) ")
+    assert recipient.split()[3:] == ["failed", "5.5.3", "toomanyconn", "soft"]
+    record, = records(run("--json", path))
+    assert [(r["address"], r["reason"], r["permanent"]) for r in record["recipients"]] == [
+        ("", "toomanyconn", False)]
+
+
 def test_explain_adds_evidence() -> None:
     path = str(SAMPLES / "blocklist-550.eml")
     text = run("--explain", path).stdout

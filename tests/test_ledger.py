@@ -12,9 +12,10 @@ import peewee
 import pytest
 
 from imap_bouncer import models
-from imap_bouncer.ledger import Ledger, LedgerError, MessageItem
-from imap_bouncer.models import Event, Message
+from imap_bouncer.ledger import Ledger, LedgerError, MessageItem, ReviewItem
+from imap_bouncer.models import AddressState, Event, Message, Outbox, Transition
 from imap_bouncer.report import Action, Kind, Original, Reason, Recipient, Report
+from imap_bouncer.settings import Settings
 
 MAILBOX = "bounces"
 
@@ -479,3 +480,56 @@ def test_unusable_sqlite_path_is_a_ledger_error(tmp_path) -> None:
     with pytest.raises(LedgerError) as caught:
         Ledger.open(f"sqlite:///{tmp_path}/missing-dir/x.db")
     assert isinstance(caught.value.__cause__, peewee.OperationalError)
+
+
+# -- a report that names no recipient ----------------------------------------------------------
+
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # a made-up signing key
+
+
+def anonymous_refusal() -> Report:
+    """What the analyzer makes of a local MTA refusing a whole submission (too many
+    recipients): one failure without an address."""
+    return Report(
+        kind=Kind.BOUNCE,
+        recipients=[Recipient(address="", action=Action.FAILED, status="5.5.3", smtp_code="550",
+                              diagnostic="550 5.5.3 too many recipients",
+                              reason=Reason.TOOMANYCONN, permanent=False, evidence="phrase")],
+        original=Original(message_id="<orig-anon@example.org>", from_="Anna <anna@example.org>"),
+        analyzer="plaintext")
+
+
+def test_a_report_naming_no_recipient_is_recorded_and_changes_no_state(test_db) -> None:
+    """The event is kept (a person can see the refusal), but no send state exists for "", no
+    transition is made, no DSN is planned to the sender, and a webhook whose URL needs the
+    address gets no row, while one that does not gets the event."""
+    settings = Settings(
+        dsn={"enabled": True, "sender_domains": ["example.org"],
+             "from_address": "Mail Delivery System <postmaster@example.org>"},
+        webhooks=[{"url": url, "events": ["event.recorded"], "secret": SECRET}
+                  for url in ("https://hooks.example.net/all",
+                              "https://hooks.example.net/by/{address}")])
+    ledger = Ledger.open(test_db.url, notifications=settings)
+    try:
+        [result] = ledger.record_batch([item(1, report=anonymous_refusal())])
+        assert result.kind == "bounce"
+        [event] = ledger.events()
+        assert (event.address, event.reason, event.permanent) == ("", "toomanyconn", False)
+        assert AddressState.select().count() == 0 and Transition.select().count() == 0
+        outbox = list(Outbox.select())
+        assert [(row.channel, row.target) for row in outbox] == [
+            ("webhook", "https://hooks.example.net/all")]
+        assert outbox[0].payload["data"]["address"] == ""
+    finally:
+        ledger.close()
+
+
+def test_a_review_never_gives_the_empty_address_a_state(ledger: Ledger) -> None:
+    """A reviewed message is recorded with the verdict's recipients; should one ever arrive
+    without an address, no state is made for it (the review names nobody to judge)."""
+    review_item = ReviewItem(item(2, report=anonymous_refusal(), mailbox="review"),
+                             verdict="hard", folder="Bounces/Hard")
+    [result] = ledger.record_review([review_item])
+    assert result.created and [e.address for e in ledger.events()] == [""]
+    assert AddressState.select().count() == 0 and Transition.select().count() == 0

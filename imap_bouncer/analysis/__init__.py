@@ -125,7 +125,7 @@ def _recipients(findings: Findings, original: Original) -> list[Recipient]:
             hint=failure.reason_hint, action=failure.action, notice=findings.notice,
             command=failure.command, address=failure.address,
         )
-        smtp_code = failure.smtp_code or reasons.find_smtp_code(diagnostic)
+        smtp_code = failure.smtp_code or reasons.reply_code_in(diagnostic, failure.action)
         recipient = Recipient(
             address=failure.address, action=failure.action, status=verdict.status,
             smtp_code=smtp_code, diagnostic=diagnostic, remote_mta=failure.remote_mta,

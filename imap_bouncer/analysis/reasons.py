@@ -201,6 +201,14 @@ def find_smtp_code(text: str) -> str:
     return match.group(1) if match else ""
 
 
+def reply_code_in(diagnostic: str, action: Action) -> str:
+    """The reply code in a recipient's words; a success code is none when the recipient
+    failed or was delayed ("exceeded the max emails per hour (250/250)": a count)."""
+    code = find_smtp_code(diagnostic)
+    failed = action in (Action.FAILED, Action.DELAYED)
+    return "" if failed and code.startswith("2") else code
+
+
 def _by_status(status: str) -> Reason | None:
     """What an RFC 3463 code names by itself; None for "other or undefined" (x.y.0) codes."""
     parts = status.split(".")
@@ -236,7 +244,7 @@ def classify(
     if not status or status.count(".") != 2:
         status = find_status(diagnostic) or status
     if not smtp_code:
-        smtp_code = find_smtp_code(diagnostic)
+        smtp_code = reply_code_in(diagnostic, action)
 
     if hint in (Reason.FEEDBACK, Reason.VACATION):
         return Verdict(Reason(hint), False, status or "2.0.0", "stated by the format")

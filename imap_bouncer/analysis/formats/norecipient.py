@@ -89,11 +89,11 @@ CAUSES: tuple[tuple[Reason, re.Pattern[str]], ...] = tuple(
 # Words that say the sender's message failed: not sent, not delivered, rejected, stopped. Said
 # of "your message" (or "a message that you sent", "it ... to any recipient"), not of messages
 # a quarantine digest lists; held ("quarantined") is not failed.
-_FAILED_WORDS = (r"(?:(?:not|n't|never) (?:be |been )?(?:sent|delivered|relayed|accepted|queued)|"
-                 r"(?:was|were|is|has been|have been) (?:rejected|refused|blocked|discarded|"
-                 r"stopped))\b")
+_FAILED_WORDS = (r"(?:(?:\bnot|n't|\bnever) (?:be |been )?(?:sent|delivered|relayed|accepted|"
+                 r"queued)|\b(?:was|were|is|has been|have been) (?:rejected|refused|blocked|"
+                 r"discarded|stopped))\b")
 FAILED = re.compile(
-    r"\b(?:your|the|this|a|that) (?:e-?mail )?(?:message|e-?mail|mail)\b[^.!?]{0,80}?\b"
+    r"\b(?:your|the|this|a|that) (?:e-?mail )?(?:message|e-?mail|mail)\b[^.!?]{0,80}?"
     + _FAILED_WORDS + r"|"
     r"\bnot (?:been )?delivered to any(?:one| recipients?)\b|"
     r"\bmessage (?:not sent|not delivered|rejected|refused|blocked|discarded)\b|"
@@ -109,6 +109,7 @@ REPLY_LINE = re.compile(r"^[ \t]*(?:[A-Za-z][\w ]{0,30}:[ \t]*)?#?([245]\d\d)[ -
 _STATUS = re.compile(r"^#?[245]\.\d{1,3}\.\d{1,3}\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(<])")
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
+_RULE = re.compile(r"^[ \t]*[-=_*]{3,}[ \t]*$", re.M)
 _HEAD = 4000  # the notice's words that can still state the cause
 _WORDS = 500  # the longest sentence kept as the diagnostic
 
@@ -131,7 +132,7 @@ def refused_as_a_whole(message: Part, notice: str, subject: str) -> str:
         return ""
     if not (null_return_path(message) or auto_submitted(message)):
         return ""  # a person writing from a postmaster address
-    head = notice[:_HEAD]
+    head = _RULE.sub("", notice[:_HEAD])  # a ruled line ends a paragraph
     if not (FAILED.search(" ".join(head.split())) or FAILED.search(subject)):
         return ""
     sentences = [s for paragraph in _PARAGRAPH.split(head)
