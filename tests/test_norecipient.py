@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from imap_bouncer.analysis import Options, analyze
+from imap_bouncer.analysis import Options, analyze, phrases
 from imap_bouncer.analysis.formats import norecipient
 from imap_bouncer.analysis.message import parse_message
 from imap_bouncer.report import Action, Kind, Reason
@@ -124,3 +124,48 @@ def test_hostile_text_stays_cheap() -> None:
     started = time.perf_counter()
     analyze(message(body=body))
     assert time.perf_counter() - started < 2.0
+
+
+# Wordings of each cause, as mail systems write them: the detection table must find each, and
+# the one classifier must name the same reason (else a report is claimed for one cause and
+# recorded under another).
+CAUSE_WORDINGS = {
+    Reason.VIRUSDETECTED: ["This message contains a virus (Eicar)", "found virus: Eicar-Sig",
+                           "invoice.js was infected by Js.Trojan", "malware detected"],
+    Reason.CONTENTERROR: ["found banned name: .exe,x.pdf.exe", "unacceptable attachments",
+                          "Message contains a prohibited attachment type",
+                          "Executable screensaver files (.scr) are not allowed in e-mail"],
+    Reason.REJECTED: ["you weren't recognized as a valid sender", "bad outbound sender",
+                      "Sender address rejected: not owned by the authenticated user",
+                      "Email address is not verified.", "no longer allowed to send"],
+    Reason.NORELAYING: ["554 5.7.1 Relay access denied", "the relay refused to relay it"],
+    Reason.SECURITYERROR: ["530 5.7.0 Must issue a STARTTLS command first",
+                           "the server requires an encrypted connection"],
+    Reason.MESGTOOBIG: ["was longer than the maximum size allowed", "message too big",
+                        "it exceeds the maximum size allowed", "exceeds my databytes limit",
+                        "Die Nachricht ist zu groß"],
+    Reason.SPEEDING: ["you've exceeded your sending limit", "reached a limit for sending mail",
+                      "Daily user sending quota exceeded", "max emails per hour (250/250)",
+                      "reached your daily limit for message recipients", "Versandlimit",
+                      "Message submission quota exceeded", "Maximum sending rate exceeded",
+                      "you have sent more messages today than your account allows"],
+    Reason.TOOMANYCONN: ["too many recipients", "contained more recipients than allowed",
+                         "RESOLVER.ADR.RecipLimit", "at most 50 recipients per message"],
+    Reason.SPAMDETECTED: ["scored 11.3 spam points", "unsolicited bulk e-mail (UBE)"],
+    Reason.POLICYVIOLATION: ["rejected by the local scanning code", "rejected by the local ACL",
+                             "violates a content compliance rule",
+                             "violates the outbound data classification policy"],
+}
+
+
+@pytest.mark.parametrize(("reason", "words"), [
+    (reason, words) for reason, wordings in CAUSE_WORDINGS.items() for words in wordings])
+def test_detection_and_classifier_agree(reason: Reason, words: str) -> None:
+    causes = dict(norecipient.CAUSES)
+    assert causes[reason].search(words), "the detection table misses it"
+    found = phrases.match(words)
+    assert found is not None and found[0] is reason, found
+
+
+def test_every_cause_has_wordings() -> None:
+    assert [reason for reason, _ in norecipient.CAUSES] == list(CAUSE_WORDINGS)

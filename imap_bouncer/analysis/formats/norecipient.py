@@ -53,10 +53,11 @@ CAUSES: tuple[tuple[Reason, re.Pattern[str]], ...] = tuple(
                               r"\bfiles? (?:\(\S+\) )?are not allowed in e-?mail"),
         # The sender may not send: Microsoft 5.1.8, Amazon SES identities, a submission
         # server's "not owned by the authenticated user".
-        (Reason.REJECTED, r"\bnot recogni[sz]ed as a valid sender|bad outbound sender|"
+        (Reason.REJECTED, r"(?:\bnot|n't) recogni[sz]ed as a valid sender|bad outbound sender|"
                           r"\bno longer allowed to send|\bsender (?:address )?(?:is |was )?"
-                          r"(?:rejected|refused|not allowed|blocked)|\bnot owned by\b|"
-                          r"\baddress is not verified|\bidentities failed the check"),
+                          r"(?:rejected|refused|not allowed|blocked)|"
+                          r"\bnot owned by the authenticated|\baddress is not verified|"
+                          r"\bidentities failed the check"),
         (Reason.NORELAYING, r"\brelay(?:ing)? (?:access )?(?:denied|not permitted|prohibited)|"
                             r"\b(?:refused|unable|not permitted|not allowed) to relay\b"),
         # The submission server wants TLS or authentication first (RFC 3207, RFC 4954).
