@@ -92,8 +92,9 @@ PHRASES: list[tuple[Reason, str]] = [
     (Reason.SPEEDING, r"\b(?:daily|hourly) (?:(?:user |message |e-?mail )?(?:sending|"
                       r"recipients?|messages?|e-?mails?) )?(?:limit|quota)\b|\blimit for sending\b|"
                       r"\b(?:e-?mails|messages) per (?:hour|day)\b|\bsubmission quota|"
-                      r"\b(?:versand|sende|tages)limit"),
+                      r"\b(?:versand|sende|tages)limit|limite d'envoi|límite de envío"),
     (Reason.TOOMANYCONN, r"too many (?:connections|recipients|concurrent|sessions|rcpt)|"
+                         r"zu viele empfänger|trop de destinataires|demasiados destinatarios|"
                          r"more recipients than|recipients per message|reciplimit|"  # Exim,
                          # a submission service, Microsoft RESOLVER.ADR.RecipLimit
                          r"connection (?:rate )?limit|connection frequency limited|"  # Postfix
@@ -167,7 +168,8 @@ PHRASES: list[tuple[Reason, str]] = [
     (Reason.MESGTOOBIG, r"line (?:limit exceeded|too long)|"  # RFC 5321 4.5.3.1.6 text line
                         r"message (?:is )?too (?:big|large|long)|message size exceeds|"
                         r"longer than the maximum size|"  # Exim: a submission too big
-                        r"nachricht (?:ist )?zu gro(?:ß|ss)|"  # German providers
+                        r"nachricht (?:ist )?zu gro(?:ß|ss)|supera el tamaño máximo|"  # de, es,
+                        r"dépasse la taille maximale|"  # fr
                         r"databytes limit|"  # qmail-smtpd "exceeds my databytes limit"
                         r"(?:message )?size (?:limit )?exceeded|exceeds (?:the )?(?:maximum|max)"
                         r" (?:message )?size|message exceeds|mail too large|size limit"),

@@ -69,15 +69,18 @@ CAUSES: tuple[tuple[Reason, re.Pattern[str]], ...] = tuple(
                             r"(?:big|large)|\bexceeds? (?:the |my )?(?:maximum|max|fixed|"
                             r"databytes) (?:\w+ ){0,3}(?:size|limit)|\bmessage size (?:limit )?"
                             r"exceed|\bsize limit exceeded|\bdatabytes limit|\bnachricht (?:ist )?"
-                            r"zu gro(?:ß|ss)"),
+                            r"zu gro(?:ß|ss)|\bsupera el tamaño máximo|"  # de, es, fr
+                            r"\bdépasse la taille maximale"),
         # Limits per period (before limits per message: "daily recipient limit").
         (Reason.SPEEDING, r"\bsending (?:limit|quota|rate)|\blimit for sending|"
                           r"\b(?:daily|hourly) (?:\w+ ){0,3}(?:limit|quota)|"
                           r"\b(?:e-?mails|messages) per (?:hour|day)\b|\bsubmission quota|"
                           r"\bmore messages (?:today|than your account allows)|\bthrottl|"
-                          r"\brate limit|\b(?:versand|sende|tages)limit"),
+                          r"\brate limit|\b(?:versand|sende|tages)limit|"
+                          r"\blimite d'envoi|\blímite de envío"),  # de, fr, es
         (Reason.TOOMANYCONN, r"\btoo many recipients|\bmore recipients than|\brecipient limit|"
-                             r"\brecipients per message|\breciplimit"),
+                             r"\brecipients per message|\breciplimit|\bzu viele empfänger|"
+                             r"\btrop de destinataires|\bdemasiados destinatarios"),
         (Reason.SPAMDETECTED, r"\bspam\b|\bunsolicited (?:bulk|commercial)|\(ube\)|"
                               r"\bjunk mail"),
         # The rest of a site's rules: Exim's local_scan and ACLs, content and DLP policies.
@@ -101,7 +104,11 @@ FAILED = re.compile(
     r"\bunable to (?:send|deliver) your message|"
     r"\bdelivery of (?:the|your) (?:e-?mail|message) (?:was|has been) stopped|"
     r"\bmail failure\b|"  # Exim's subjects: "Mail failure - message too big"
-    r"\b(?:ihre|die) nachricht\b.{0,60}?\bnicht (?:versendet|zugestellt|gesendet)\b",
+    r"\b(?:ihre|die) nachricht\b.{0,60}?\b(?:nicht|niemandem) (?:versendet|zugestellt|"
+    r"gesendet)\b|"  # German, French, Spanish
+    r"\bn'a pas (?:été|pu être) (?:envoyé|remis|distribué)|"
+    r"\bno se (?:pudo|ha podido) (?:enviar|entregar)|\bno (?:pudo ser|ha sido|fue) "
+    r"(?:enviado|entregado)\b",
     re.I)
 
 # A quoted SMTP reply on a line of its own, maybe after a label ("Reported error: 550 ...").
