@@ -105,10 +105,10 @@ FAILED = re.compile(
     r"\bdelivery of (?:the|your) (?:e-?mail|message) (?:was|has been) stopped|"
     r"\bmail failure\b|"  # Exim's subjects: "Mail failure - message too big"
     r"\b(?:ihre|die) nachricht\b.{0,60}?\b(?:nicht|niemandem) (?:versendet|zugestellt|"
-    r"gesendet)\b|"  # German, French, Spanish
-    r"\bn'a pas (?:été|pu être) (?:envoyé|remis|distribué)|"
+    r"gesendet)\b|"  # German
+    r"\bn'a pas (?:été|pu être) (?:envoyé|remis|distribué)|"  # French
     r"\bno se (?:pudo|ha podido) (?:enviar|entregar)|\bno (?:pudo ser|ha sido|fue) "
-    r"(?:enviado|entregado)\b",
+    r"(?:enviado|entregado)\b",  # Spanish
     re.I)
 
 # A quoted SMTP reply on a line of its own, maybe after a label ("Reported error: 550 ...").
