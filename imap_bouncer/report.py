@@ -23,6 +23,16 @@ class Kind(StrEnum):
     UNKNOWN = "unknown"  # anything else: a person's reply, spam, a newsletter
 
 
+class AutoreplyType(StrEnum):
+    """What an automatic reply (kind autoreply) is; "" on every other kind of message."""
+
+    VACATION = "vacation"  # out of office, on leave, travelling: any reply of a person's program
+    MOVED = "moved"  # the address changed, or its owner left the company
+    UNMONITORED = "unmonitored"  # nobody reads the mailbox that answered
+    RECEIPT = "receipt"  # a shop's, helpdesk's or CRM's acknowledgement, often with a ticket
+    CHALLENGE = "challenge"  # a challenge-response system asks the sender to prove itself
+
+
 class Action(StrEnum):
     """RFC 3464 section 2.3.3 actions."""
 
@@ -159,6 +169,8 @@ class Report:
     original: Original = field(default_factory=Original)
     feedback_type: str = ""  # complaints: abuse, fraud, opt-out, ...
     user_agent: str = ""  # complaints: the reporting software
+    # Auto-replies: vacation, moved, unmonitored, receipt or challenge (AutoreplyType); "" else.
+    autoreply_type: str = ""
     analyzer: str = ""  # the analyzer that decided, e.g. "dsn" or "formats.qmail"
     evidence: str = ""  # a short human-readable why
     errors: list[str] = field(default_factory=list)
@@ -171,6 +183,7 @@ class Report:
             "original": self.original.to_dict(),
             "feedback_type": self.feedback_type,
             "user_agent": self.user_agent,
+            "autoreply_type": self.autoreply_type,
             "analyzer": self.analyzer,
             "errors": list(self.errors),
         }

@@ -17,7 +17,7 @@ from imap_bouncer.cli import main
 from imap_bouncer.sources import iter_messages
 
 REPORT_FIELDS = {"kind", "message_id", "recipients", "original", "feedback_type", "user_agent",
-                 "analyzer", "errors"}
+                 "autoreply_type", "analyzer", "errors"}
 RECIPIENT_FIELDS = {"address", "action", "status", "smtp_code", "diagnostic", "remote_mta",
                     "reason", "permanent"}
 

@@ -21,7 +21,7 @@ from support import SAMPLES, sample, sample_names
 from imap_bouncer.analysis import CHAIN, Options, analyze, formats
 from imap_bouncer.analysis.message import parse_message
 from imap_bouncer.analysis.origin import from_list, report_passed_on_by_list
-from imap_bouncer.report import Action, Kind, Reason
+from imap_bouncer.report import Action, AutoreplyType, Kind, Reason
 
 FAILED, DELAYED, DELIVERED = Action.FAILED, Action.DELAYED, Action.DELIVERED
 BOUNCE_ANALYZERS = ("arf", "formats", "dsn", "plaintext")
@@ -324,6 +324,30 @@ def test_reports_of_other_mtas(folder: str, name: str) -> None:
                     for r in expected["recipients"])  # case as the corpus scorer compares it
     assert (str(report.kind), found) == (expected["kind"], wanted), \
         [r.evidence for r in report.recipients]
+    if "autoreply_type" in expected:
+        assert report.autoreply_type == expected["autoreply_type"], report.evidence
+    elif report.kind is not Kind.AUTOREPLY:
+        assert report.autoreply_type == ""
+
+
+def bounce_cases() -> list[tuple[str, str]]:
+    return [(folder, name) for folder, name in recipient_cases()
+            if manifest(SAMPLES / folder)[name]["kind"] in ("bounce", "delay")]
+
+
+@pytest.mark.parametrize(("folder", "name"), bounce_cases())
+def test_no_bounce_is_an_auto_reply(folder: str, name: str) -> None:
+    """Bounces are automatic replies too, and earlier in the chain: the auto-reply rules
+    alone must leave every one of them alone, so that no chain order could turn one."""
+    message = parse_message((SAMPLES / folder / name).read_bytes())
+    assert dict(CHAIN)["autoreply"](message) is None
+
+
+def test_autoreply_set_has_challenges_and_every_type() -> None:
+    """The set keeps its breadth: each type of auto-reply, and ten challenge requests."""
+    types = [entry.get("autoreply_type") for entry in manifest(SAMPLES / "autoreplies").values()]
+    assert {t.value for t in AutoreplyType} <= set(types)
+    assert types.count("challenge") >= 10
 
 
 @pytest.mark.parametrize("name", sorted(manifest(REPORTS)))

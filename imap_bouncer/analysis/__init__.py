@@ -102,6 +102,7 @@ def _analyze(raw: bytes, options: Options) -> Report:
         report.evidence = f"the bounce a list manager passed on: {findings.evidence}"
     report.feedback_type = findings.feedback_type
     report.user_agent = findings.user_agent
+    report.autoreply_type = findings.autoreply_type
     report.recipients = _recipients(findings, report.original)
     report.kind = _kind(findings.kind, report.recipients)
     return report

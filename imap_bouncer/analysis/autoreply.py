@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import re
 
-from ..report import Action, Kind, Reason
+from ..report import Action, AutoreplyType, Kind, Reason
+from . import autoreply_phrases as words
 from .addresses import normalize_address
 from .findings import Failure, Findings
+from .formats.common import BOUNCE_SUBJECTS
 from .message import Part
 from .origin import (
     MAILER_SENDERS,
@@ -27,61 +29,27 @@ from .origin import (
 )
 from .text import html_to_text, text_parts
 
-# Headers that mark an automatic reply, with the value that does (None: any value).
-AUTOREPLY_HEADERS: list[tuple[str, re.Pattern | None]] = [
-    ("auto-submitted", re.compile(r"^\s*auto-replied", re.I)),  # RFC 3834
-    ("x-autoreply", None),  # many webmail vacation programs
-    ("x-autorespond", None),  # cPanel, various
-    ("x-autoresponder", None),  # various
-    # (not X-MS-Exchange-Inbox-Rules-Loop: Exchange inbox rules also forward and redirect)
-    ("x-vacation", None),  # vacation(1)
-    ("x-mailer", re.compile(r"vacation|autorespond|auto-?reply", re.I)),
-    ("precedence", re.compile(r"^\s*auto[_-]?reply", re.I)),  # old vacation programs
-    ("x-precedence", re.compile(r"^\s*auto[_-]?reply", re.I)),
-]
+# The tables are in autoreply_phrases; here they become the rules.
+AUTOREPLY_HEADERS = words.AUTOREPLY_HEADERS
 
-# What mail programs put before the subject they answer, in the languages of their users
-# (Outlook/Exchange "Automatic reply:" and its translations, Outlook 2003 "Abwesenheitsnotiz:",
-# Exchange 5.5 "Out of Office AutoReply:", RT "AutoReply:", Yahoo "Auto Response").
-# A person rarely writes these.
-_PREFIX_WORDS = (
-    r"auto(?:matic|matische|matique|matica|mático)?[ -]?(?:reply|response|respons|antwort|"
-    r"réponse|reponse|risposta|respuesta|resposta|svar|odpowiedź|antwoord)"
-    # the Romance languages and Dutch put the adjective after the noun
-    r"|(?:réponse|reponse|respuesta|risposta|resposta|răspuns)\s+autom(?:[aá]ti(?:que|ca|co)|àtica|at)"
-    r"|automatische? antwoord"
-    r"|automatiske? svar|automatiskt svar"  # Norwegian, Danish, Swedish
-    r"|automaattinen vastaus|automaatne vastus"  # Finnish, Estonian
-    r"|automatyczna odpowied[źz]"  # Polish
-    r"|automatick[áa] odpov[ěe]ď|automatick[áa] odpoved"  # Czech, Slovak
-    r"|automatikus válasz|automatikus valasz"  # Hungarian
-    r"|automatski odgovor|samodejni odgovor"  # Croatian, Serbian, Slovenian
-    r"|autom[aā]tisk[aā] atbilde|automatinis atsakymas"  # Latvian, Lithuanian
-    r"|otomatik (?:yan[ıi]t|cevap)"  # Turkish
-    r"|αυτόματη απάντηση"  # Greek
-    r"|автоматический ответ|автоответ|автоматична відповідь|автоматичен отговор"  # ru, uk, bg
-    r"|תשובה אוטומטית|رد تلقائي|trả lời tự động|balasan otomatis|ตอบกลับอัตโนมัติ"
-    r"|자동\s*(?:응답|회신)"  # Korean
-    r"|自動応答|自動返信|自动回复|自動回覆|自動回復"  # Japanese, Chinese
-    r"|abwesenheitsnotiz"  # Outlook 2003, German
-    r"|out of (?:the )?office auto-?reply"  # Exchange 5.5-2003
-)
-# Words of an absence: a mail program's prefix in some languages, but also what a person
-# writes to colleagues ("Abwesenheit: Urlaub 12.-16.8.", "Out of office: Anna (annual leave)").
-_ABSENCE_WORDS = (
-    r"out of (?:the )?office"
-    r"|away from (?:the )?office|away from (?:my )?(?:e-?)?mail"
-    r"|on vacation|on leave|on holiday"
-    r"|abwesenheit|abwesend|nicht im büro|außer haus"  # German
-    r"|absence|absent|en congé|en vacances|hors du bureau"  # French
-    r"|fuera de la oficina|ausente|fuera de oficina"  # Spanish
-    r"|fuori (?:sede|ufficio)|assente"  # Italian
-    r"|afwezig|niet aanwezig"  # Dutch
-    r"|ausência|fora do escritório"  # Portuguese
-    r"|frånvaro|ej på kontoret|fravær"  # Swedish, Norwegian
-    r"|不在"  # Japanese, Chinese
-    r"|отпуск"  # Russian
-)
+
+def _alternation(table: dict[str, tuple[str, ...]]) -> str:
+    """A table's fragments as one alternation: those of languages written with spaces start
+    at a word boundary, the others anywhere."""
+    spaced = [f for lang, frags in table.items() if lang not in words.UNSPACED for f in frags]
+    unspaced = [f for lang, frags in table.items() if lang in words.UNSPACED for f in frags]
+    branches = [r"(?<!\w)(?:" + "|".join(spaced) + ")"] if spaced else []
+    if unspaced:
+        branches.append("(?:" + "|".join(unspaced) + ")")
+    return "(?:" + "|".join(branches) + ")"
+
+
+def _compiled(*tables: dict[str, tuple[str, ...]]) -> re.Pattern[str]:
+    return re.compile("|".join(_alternation(table) for table in tables), re.I)
+
+
+_PREFIX_WORDS = _alternation(words.SUBJECT_PREFIXES)
+_ABSENCE_WORDS = _alternation(words.ABSENCE_SUBJECT_WORDS)
 # Tags a helpdesk or a list puts first ("[example.org #12345] AutoReply: ...").
 _TAGS = r"^\s*(?:\[[^\]]{0,80}\]\s*)*"
 # As a prefix ("Out of Office: ...", "Abwesenheitsnotiz: ...") or the whole subject; a subject
@@ -90,93 +58,31 @@ _TAGS = r"^\s*(?:\[[^\]]{0,80}\]\s*)*"
 _AS_PREFIX = r")(?=\w*\s*(?:[:：]|$))"
 PREFIX_SUBJECTS = re.compile(
     _TAGS + r"(?:" + _PREFIX_WORDS + _AS_PREFIX
-    # Lotus Notes: "<Name> is out of the office." and its translations
-    + r"|\b(?:is out of the office|ist außer haus|ist nicht im büro|est absente? du bureau)\.?\s*$",
-    re.I)
+    + r"|(?<!\w)(?:" + "|".join(f for frags in words.NOTES_SUBJECTS.values() for f in frags)
+    + r")\.?\s*$", re.I)
 ABSENCE_SUBJECTS = re.compile(_TAGS + r"(?:" + _ABSENCE_WORDS + _AS_PREFIX, re.I)
 AUTOREPLY_SUBJECTS = re.compile(PREFIX_SUBJECTS.pattern + "|" + ABSENCE_SUBJECTS.pattern, re.I)
 SUBJECT_OF_A_REPLY = re.compile(r"^\s*(?:" + _PREFIX_WORDS + "|" + _ABSENCE_WORDS + ")", re.I)
-# A subject that is only these words is also how a person tells colleagues of an absence
-# ("Out of office", "On vacation"): alone, it takes a reference to the message answered.
 BARE_ABSENCE = re.compile(
-    r"^\s*(?:out of (?:the )?office|on vacation|on leave|on holiday|absence|absent|abwesend|"
-    r"abwesenheit|ausente|assente|afwezig)\s*[.!]*\s*$", re.I)
-# What an automatic reply says to the one who wrote: first person, or about "your message".
-# A subject's words without these are a topic ("Out of office: facilities closed Friday").
-REPLY_PHRASES = (
-    r"your (?:mail|message|e-?mail)|thank(?:s| you) for your (?:mail|message|e-?mail|note|"
-    r"enquiry|inquiry)|ihre (?:e-?mail|nachricht)|votre (?:message|courriel)|su (?:mensaje|correo)|"
-    r"uw (?:e-?mail|bericht)|(?:il )?suo messaggio|sua mensagem|seu e-?mail"
-)
-TO_THE_SENDER = re.compile(r"\b(?:" + REPLY_PHRASES + r")\b", re.I)
-FIRST_PERSON = re.compile(
-    r"\b(?:i am|i'm|i will|i'll|i shall|i won't|i have limited|when i return|until i return|"
-    r"ich bin|je suis|je serai|estaré|estoy|sono|sarò|ik ben|jag är|jeg er|estou|estarei|jestem|"
-    r"będę|" + REPLY_PHRASES + r")\b", re.I)
-# Bodies that announce an absence in the first person, or that the address is gone: trusted
-# on a message marked automatic (Auto-Submitted, X-Auto-Response-Suppress, Precedence: junk).
-ABSENCE_PHRASES = re.compile(
-    r"\b(?:i am|i'm|i will be|i'll be|i shall be)\s+(?:currently\s+|now\s+)?"
-    r"(?:out of (?:the )?office|away|on (?:vacation|holiday|leave|annual leave|parental leave|"
-    r"maternity leave|sick leave|a business trip)|travel?ling|at a conference|off work|"
-    r"not in the office)|"
-    r"limited access to (?:my )?e-?mail|"
-    r"will respond (?:to your (?:message|e-?mail) )?(?:as soon as|when|upon)|"
-    r"(?:when|until|once) i(?:'m| am) back|(?:when|until) i return|upon my return|on my return|"
-    r"ich bin (?:bis|ab|vom|seit) .{0,40}(?:nicht|abwesend|urlaub)|ich werde .{0,40}nicht im büro|"
-    r"je suis absente?|je serai absente?|"
-    r"(?:estaré|estoy|me encuentro) (?:ausente|fuera|de vacaciones)|"
-    r"(?:sono|sarò) (?:fuori|assente|in ferie)|ik ben (?:afwezig|met vakantie)|"
-    r"(?:estou|estarei) (?:de férias|ausente|fora)",
-    re.I,
-)
-# An address that is gone or moved, in the words of its owner's auto-responder.
-DEPARTURE_PHRASES = re.compile(
-    r"(?:mailbox|address|account|inbox) (?:is|will be) no longer (?:monitored|in use|active|"
-    r"checked|read|used)|is no longer (?:monitored|in use)|"
-    r"(?:my|our|the) (?:e-?mail )?address has changed|my new (?:e-?mail )?address is|"
-    r"adresse hat sich geändert|wird nicht mehr (?:genutzt|gelesen|abgerufen)|"
-    r"n'est plus (?:utilisée|consultée|active)|ya no (?:se utiliza|se revisa|está activa)",
-    re.I,
-)
-# A receipt of the sender's message (helpdesks, CRMs, role accounts)...
-RECEIPT_PHRASES = re.compile(
-    r"\b(?:we|i)(?: have|'ve)? (?:(?:successfully|just|now) )?received your "
-    r"(?:message|e-?mail|mail|request|enquiry|inquiry|query|report|letter|submission|ticket)|"
-    r"\byour (?:message|e-?mail|mail|request|enquiry|inquiry|report)\b[^.\n]{0,80}? "
-    r"(?:has been|was|is being) (?:received|filed|logged)|"
-    r"acknowledge (?:that we have received|(?:the )?receipt of) your|"
-    r"nous avons (?:bien )?reçu votre|wir haben ihre (?:nachricht|anfrage|e-?mail) erhalten|"
-    r"hemos recibido su|abbiamo ricevuto (?:il suo|la sua)|we hebben uw (?:bericht|e-?mail|vraag) "
-    r"ontvangen|recebemos (?:a )?sua",
-    re.I,
-)
-# ...counts with the message's word that a program wrote it, or a ticket it opened.
+    r"^\s*(?:" + "|".join(words.BARE_ABSENCE_WORDS) + r")\s*[.!]*\s*$", re.I)
+TO_THE_SENDER = _compiled(words.TO_THE_SENDER)
+FIRST_PERSON = _compiled(words.FIRST_PERSON, words.TO_THE_SENDER)
+ABSENCE_PHRASES = _compiled(words.ABSENCE_PHRASES)
+DEPARTURE_PHRASES = _compiled(words.DEPARTURE_PHRASES)
+UNMONITORED_PHRASES = _compiled(words.UNMONITORED_PHRASES)
+RECEIPT_PHRASES = _compiled(words.RECEIPT_PHRASES)
 AUTOMATED_PHRASES = re.compile(
-    r"\b(?:this is an?|an?|this) (?:automated|automatic|automatically generated|auto-?generated) "
-    r"(?:response|reply|acknowledge?ment|confirmation|answer)|automatically generated in response|"
-    r"\b(?:ticket|case|request|incident)(?: (?:number|no\.?|id))?(?: is)?\s*[:#(]?\s*"
-    r"(?:[A-Z]+-)?\d{3,}|\bticket has been (?:created|opened|logged)",
-    re.I,
-)
-# Role accounts (RFC 2142 and the usual business ones): what they send in answer to a
-# message, saying they received it, is an acknowledgement whoever pressed the button.
-ROLE_SENDER = re.compile(
-    r"^(?:support|help|helpdesk|service|customerservice|customer-service|care|info|contact|"
-    r"hello|sales|enquiries|inquiries|office|billing|accounts|kundenservice|kontakt|vertrieb)@",
-    re.I)
+    _compiled(words.AUTOMATED_PHRASES).pattern + "|"
+    + _alternation(words.TICKET_WORDS) + words.TICKET_NUMBER, re.I)
+ROLE_SENDER = re.compile(r"^(?:" + "|".join(words.ROLE_LOCAL_PARTS) + ")@", re.I)
+# What a role account may say without a ticket: it received the sender's mail.
 RECEIPT_OF_MAIL = re.compile(
     r"\b(?:we|i)(?: have|'ve)? (?:(?:successfully|just|now) )?received your "
     r"(?:message|e-?mail|mail|enquiry|inquiry|letter)\b", re.I)
-# Challenge-response anti-spam (TMDA, Boxbe, SpamArrest, ChoiceMail and the like): the
-# owner's list of senders, or the sender's held message to release. Only with words to the
-# sender about their message (TO_THE_SENDER).
-CHALLENGE_PHRASES = re.compile(
-    r"\bapproved senders\b|\b(?:add yourself to|not on) (?:my|her|his|their) guest list|"
-    r"\bto release your message|\byour message\b.{0,80}\b(?:is being held|is waiting|"
-    r"has been held|is held)\b.{0,120}\b(?:confirm|verify|verification)",
-    re.I,
-)
+CHALLENGE_SIGNS = tuple(_compiled(table) for table in (
+    words.CHALLENGE_HOLD, words.CHALLENGE_SCREENING, words.CHALLENGE_PROVE,
+    words.CHALLENGE_LIST))
+ACCOUNT_DEMANDS = _compiled(words.ACCOUNT_DEMANDS)
 # A reply that quotes the message it answers: written by a person.
 QUOTED_ORIGINAL = re.compile(
     r"^>|^-+ ?original message ?-+|^\s*(?:on|am|le|el|il|op) .{0,80}(?:wrote|schrieb|a écrit|"
@@ -187,25 +93,66 @@ CALENDAR_TYPES = ("text/calendar", "application/ics")
 
 
 def analyze(message: Part) -> Findings | None:
-    sender = message.get("from")
-    if MAILER_SENDERS.search(sender):
-        return None  # delivery systems' messages are reports or notices, never auto-replies
+    if not _may_be_a_reply(message):
+        return None
+    subject = message.decoded("subject")
+    own = _own_words(message)
+    if ACCOUNT_DEMANDS.search(f"{subject} {own}"):
+        return None  # phishing or an account notice, whatever its headers claim
     evidence = _header_evidence(message) or _subject_evidence(message) \
         or _body_evidence(message)
     if not evidence:
         return None
+    sender = message.get("from")
     address = normalize_address(sender or message.get("reply-to"))
     failures = [Failure(address=address, action=Action.DELIVERED, reason_hint=Reason.VACATION)]
     return Findings(kind=Kind.AUTOREPLY, analyzer="autoreply", evidence=evidence,
-                    failures=failures if address else [])
+                    failures=failures if address else [],
+                    autoreply_type=str(reply_type(message, subject, own)))
 
 
-def _header_evidence(message: Part) -> str:
-    for name, pattern in AUTOREPLY_HEADERS:
+def _may_be_a_reply(message: Part) -> bool:
+    """Delivery systems' messages are reports or notices, never auto-replies: a From that
+    names a mail system, a report (a DSN or a read receipt), X-Failed-Recipients, a header
+    only a mail system's report carries, a subject that opens with a report's words
+    ("Undeliverable: ...": an auto-reply puts its own prefix first)."""
+    return not (MAILER_SENDERS.search(message.get("from"))
+                or message.content_type == "multipart/report"
+                or "x-failed-recipients" in message
+                or _header_match(message, words.REPORT_HEADERS)
+                or BOUNCE_SUBJECTS.match(message.decoded("subject").strip()))
+
+
+def reply_type(message: Part, subject: str, own: str) -> AutoreplyType:
+    """What kind of automatic reply: its program's headers, else its words, the most
+    specific first (a departure notice often adds "this mailbox is no longer monitored")."""
+    if _header_match(message, words.CHALLENGE_HEADERS) or _is_challenge(f"{subject}. {own}"):
+        return AutoreplyType.CHALLENGE
+    if DEPARTURE_PHRASES.search(own):
+        return AutoreplyType.MOVED
+    if UNMONITORED_PHRASES.search(own):
+        return AutoreplyType.UNMONITORED
+    if RECEIPT_PHRASES.search(own) or RECEIPT_PHRASES.search(subject):
+        return AutoreplyType.RECEIPT
+    return AutoreplyType.VACATION
+
+
+def _is_challenge(text: str) -> bool:
+    """Two of the four things a challenge says: your message waits; the owner screens
+    senders; prove you are a person; join the list of allowed senders."""
+    return sum(1 for sign in CHALLENGE_SIGNS if sign.search(text)) >= 2
+
+
+def _header_match(message: Part, table) -> str:
+    for name, pattern in table:
         value = message.get(name) if name in message else None
         if value is not None and (pattern is None or pattern.search(value)):
             return f"header {name}: {value[:60]}"
     return ""
+
+
+def _header_evidence(message: Part) -> str:
+    return _header_match(message, AUTOREPLY_HEADERS)
 
 
 def _subject_evidence(message: Part) -> str:
@@ -237,27 +184,38 @@ def _subject_evidence(message: Part) -> str:
 
 def _body_evidence(message: Part) -> str:
     """The words of an automatic reply, on a message no mail system or list sent."""
-    if from_list(message) or from_mail_system(message) or _has_calendar(message) \
-            or message.content_type == "multipart/report" or "x-failed-recipients" in message:
+    if from_list(message) or from_mail_system(message) or _has_calendar(message):
         return ""
+    marked = _marked_automatic(message, bulk=False)
     text = _plain_body(message)[:2000]
-    if QUOTED_ORIGINAL.search(text[:600]):
+    if not marked and QUOTED_ORIGINAL.search(text[:600]):
         return ""  # a person's reply, quoting
-    body = " ".join(text.split())  # phrases broken across lines
-    if CHALLENGE_PHRASES.search(body) and TO_THE_SENDER.search(body):
+    # A program's reply may quote the message it answers: only its own words count.
+    body = _own_words(message) if marked else " ".join(text.split())
+    subject = message.decoded("subject")
+    if _is_challenge(f"{subject}. {body}"):
         return "a challenge-response system asks the sender to confirm"
-    if RECEIPT_PHRASES.search(body) and AUTOMATED_PHRASES.search(body):
+    if RECEIPT_PHRASES.search(body) and AUTOMATED_PHRASES.search(f"{subject} {body}"):
         return "an automatic acknowledgement of the sender's message"
     if RECEIPT_OF_MAIL.search(body) and ROLE_SENDER.match(
             normalize_address(message.get("from") or message.get("reply-to"))):
         return "a role account acknowledges the sender's message"
     # An absence in the owner's first person, or the address gone (in the opening: notices
     # end with "this mailbox is no longer monitored" too), on a message marked automatic.
-    if (ABSENCE_PHRASES.search(body) or DEPARTURE_PHRASES.search(body[:200])) \
-            and _marked_automatic(message, bulk=False) \
+    if (ABSENCE_PHRASES.search(body) or DEPARTURE_PHRASES.search(body[:200])) and marked \
             and not BULK_PRECEDENCE.match(message.get("precedence")):
         return "automatic message announcing an absence or a new address"
     return ""
+
+
+def _own_words(message: Part) -> str:
+    """The reply's own text, white space folded, up to a quoted original if it has one."""
+    if "autoreply.own" not in message.derived:
+        text = _plain_body(message)[:2000]
+        quote = QUOTED_ORIGINAL.search(text)
+        message.derived["autoreply.own"] = " ".join(text[:quote.start() if quote else None]
+                                                    .split())
+    return message.derived["autoreply.own"]  # type: ignore[return-value]
 
 
 def _marked_automatic(message: Part, bulk: bool = True) -> bool:

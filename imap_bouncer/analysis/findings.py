@@ -40,6 +40,7 @@ class Findings:
     failures: list[Failure] = field(default_factory=list)
     feedback_type: str = ""
     user_agent: str = ""
+    autoreply_type: str = ""  # auto-replies: a report.AutoreplyType
     # Headers of the original message when the analyzer found them (rfc822 part, inline copy).
     original_headers: list[tuple[str, str]] | None = None
     # The human-readable notice, for the classifier when a recipient's own words say little.
