@@ -95,6 +95,8 @@ def format_report(source: str, report: Report, explain: bool) -> str:
     lines = [f"{source}: {report.kind}" + (f" ({report.analyzer})" if report.analyzer else "")]
     if report.feedback_type:
         lines.append(f"  feedback-type: {report.feedback_type}  user-agent: {report.user_agent}")
+    if report.autoreply_type:
+        lines.append(f"  autoreply-type: {report.autoreply_type}")
     if explain and report.evidence:
         lines.append(f"  why: {report.evidence}")
     for r in report.recipients:

@@ -90,6 +90,18 @@ def test_json_fields() -> None:
     assert record["original"]["message_id"] == "<order-summary-20240312-8812@example.org>"
 
 
+def test_challenge_says_so_and_fails_no_one() -> None:
+    """A challenge-response request is an auto-reply whose type says it asks the sender to
+    act; it names no failed or delayed recipient, in JSON and in the readable form."""
+    path = str(SAMPLES / "autoreplies" / "c06-qurb-awaiting-confirmation.eml")
+    record, = records(run("--json", path))
+    assert (record["kind"], record["autoreply_type"]) == ("autoreply", "challenge")
+    assert all(r["action"] == "delivered" for r in record["recipients"])
+    assert "autoreply-type: challenge" in run(path).stdout
+    bounce, = records(run("--json", str(SAMPLES / "qmail.eml")))
+    assert bounce["autoreply_type"] == ""
+
+
 def test_json_keeps_non_ascii() -> None:
     result = run("--json", str(SAMPLES / "dsn-global-utf8.eml"))
     assert "jörg@bücher.example" in result.stdout

@@ -14,10 +14,12 @@ import email.policy
 import json
 import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 from support import SAMPLES, sample, sample_names
 
+from imap_bouncer import policy
 from imap_bouncer.analysis import CHAIN, Options, analyze, formats
 from imap_bouncer.analysis.message import parse_message
 from imap_bouncer.analysis.origin import from_list, report_passed_on_by_list
@@ -341,6 +343,18 @@ def test_no_bounce_is_an_auto_reply(folder: str, name: str) -> None:
     alone must leave every one of them alone, so that no chain order could turn one."""
     message = parse_message((SAMPLES / folder / name).read_bytes())
     assert dict(CHAIN)["autoreply"](message) is None
+
+
+@pytest.mark.parametrize("name", sorted(
+    name for name, entry in manifest(SAMPLES / "autoreplies").items()
+    if entry.get("autoreply_type") == "challenge"))
+def test_challenge_never_changes_a_send_state(name: str) -> None:
+    """A challenge asks the sender to act; the address it answers for is fine: every event
+    the ledger would record of it has no effect on the address's send state."""
+    report = analyze((SAMPLES / "autoreplies" / name).read_bytes())
+    events = [SimpleNamespace(kind=str(report.kind), action=str(r.action), reason=str(r.reason),
+                              permanent=r.permanent) for r in report.recipients]
+    assert events and all(policy.effect(event) is policy.Effect.NONE for event in events)
 
 
 def test_autoreply_set_has_challenges_and_every_type() -> None:

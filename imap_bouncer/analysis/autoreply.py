@@ -2,11 +2,15 @@
 
 Runs after the bounce analyzers (a bounce is automatic too), and claims a message on its
 headers (RFC 3834 `Auto-Submitted: auto-replied` from a person's address, the X- headers
-that mail programs add), on its subject (a mail program's auto-reply prefix in the common
+that mail programs add), on its subject (a mail program's auto-reply prefix in some fifty
 languages, or out-of-office words with a sign that the message answers one), or on its
-words when the message is marked automatic: an absence or a departure stated by the
-mailbox's owner, a receipt of "your message" (helpdesks, CRMs, role accounts), a
-challenge-response system's request to confirm the sender.
+words: an absence or a departure stated by the mailbox's owner on a message marked
+automatic, a receipt of "your message" (helpdesks, CRMs, role accounts), a
+challenge-response system's request that the sender prove itself.
+The words are tables per class and language in `autoreply_phrases`; `reply_type` names the
+kind of reply for the report (vacation, moved, unmonitored, receipt, challenge).
+Never claimed: reports, lists, invitations, and demands about the reader's own account
+(phishing that poses as a mail system's verification).
 The recipient reported is the one who replied: the mail did reach them.
 """
 

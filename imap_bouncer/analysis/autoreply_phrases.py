@@ -427,12 +427,13 @@ ACCOUNT_DEMANDS: dict[str, tuple[str, ...]] = {
            r"password", r"(?:unverified|inactive) accounts? (?:are|will be) (?:closed|deleted)",
            r"email password"),
     "de": (r"(?:bestätigen|verifizieren) sie ihr (?:konto|postfach)",
-           r"ihr (?:konto|postfach) wird (?:deaktiviert|gesperrt|gelöscht)", r"ihrem passwort"),
+           r"ihr (?:konto|postfach) wird (?:deaktiviert|gesperrt|gelöscht)",
+           r"(?:mit ihrem|geben sie ihr) passwort"),
     "fr": (r"(?:confirmez|vérifiez|validez) votre (?:compte|boîte)",
            r"votre (?:compte|boîte)[^.]{0,20} sera (?:désactivée?|suspendue?|supprimée?)",
-           r"votre mot de passe"),
+           r"(?:entrez|saisissez|confirmez) votre mot de passe"),
     "es": (r"(?:verifique|confirme|valide) su cuenta", r"su cuenta será (?:desactivada|"
-           r"suspendida|eliminada)", r"su contraseña"),
+           r"suspendida|eliminada)", r"(?:introduzca|ingrese|confirme|verifique) su contraseña"),
     "pt": (r"(?:verifique|confirme|valide) sua conta", r"sua conta será (?:desativada|"
-           r"suspensa|excluída)", r"sua senha"),
+           r"suspensa|excluída)", r"(?:digite|informe|confirme) sua senha"),
 }
