@@ -197,7 +197,9 @@ def _body_evidence(message: Part) -> str:
     # A program's reply may quote the message it answers: only its own words count.
     body = _own_words(message) if marked else " ".join(text.split())
     subject = message.decoded("subject")
-    if _is_challenge(f"{subject}. {body}"):
+    # A challenge answers the sender's message; a person explaining a challenge system to
+    # friends speaks of it in general.
+    if _is_challenge(f"{subject}. {body}") and TO_THE_SENDER.search(f"{subject}. {body}"):
         return "a challenge-response system asks the sender to confirm"
     if RECEIPT_PHRASES.search(body) and AUTOMATED_PHRASES.search(f"{subject} {body}"):
         return "an automatic acknowledgement of the sender's message"

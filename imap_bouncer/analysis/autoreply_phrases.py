@@ -141,7 +141,9 @@ BARE_ABSENCE_WORDS = (r"out of (?:the )?office", r"on vacation", r"on leave", r"
 # A subject's words without these are a topic ("Out of office: facilities closed Friday").
 TO_THE_SENDER: dict[str, tuple[str, ...]] = {
     "en": (r"your (?:mail|message|e-?mail)\b", r"thank(?:s| you) for your (?:mail|message|"
-           r"e-?mail|note|enquiry|inquiry)", r"thank(?:s| you) for (?:contacting|writing)"),
+           r"e-?mail|note|enquiry|inquiry)", r"thank(?:s| you) for (?:contacting|writing)",
+           r"(?:message|e-?mail) you sent\b", r"you (?:recently )?sent (?:a|an) (?:message|"
+           r"e-?mail)"),
     "de": (r"ihre (?:e-?mail|nachricht)\b", r"vielen dank für ihre"),
     "fr": (r"votre (?:message|courriel)\b", r"merci (?:pour|de) votre"),
     "es": (r"su (?:mensaje|correo)\b", r"gracias por su"),
