@@ -29,6 +29,7 @@ from .origin import (
     auto_submitted,
     from_list,
     from_mail_system,
+    is_reply_or_forward,
     null_return_path,
 )
 from .text import html_to_text, text_parts
@@ -197,9 +198,13 @@ def _body_evidence(message: Part) -> str:
     # A program's reply may quote the message it answers: only its own words count.
     body = _own_words(message) if marked else " ".join(text.split())
     subject = message.decoded("subject")
-    # A challenge answers the sender's message; a person explaining a challenge system to
-    # friends speaks of it in general.
-    if _is_challenge(f"{subject}. {body}") and TO_THE_SENDER.search(f"{subject}. {body}"):
+    # A challenge answers the sender's message (a person explaining a challenge system to
+    # friends speaks of it in general), and is no person's reply unless a program marked it
+    # or sent it on the owner's behalf (an administrator answers "your message was held by
+    # our filter, we can whitelist you").
+    if _is_challenge(f"{subject}. {body}") and TO_THE_SENDER.search(f"{subject}. {body}") \
+            and (_marked_automatic(message) or _sent_on_behalf(message)
+                 or not is_reply_or_forward(subject)):
         return "a challenge-response system asks the sender to confirm"
     if RECEIPT_PHRASES.search(body) and AUTOMATED_PHRASES.search(f"{subject} {body}"):
         return "an automatic acknowledgement of the sender's message"
@@ -234,6 +239,14 @@ def _marked_automatic(message: Part, bulk: bool = True) -> bool:
     if precedence.startswith(("junk", "auto")) or (bulk and precedence.startswith("bulk")):
         return True
     return null_return_path(message)
+
+
+def _sent_on_behalf(message: Part) -> bool:
+    """A Sender of another domain than the From: a service wrote for the owner (RFC 5322
+    3.6.2), as challenge services (Spam Arrest, Boxbe) do."""
+    sender = normalize_address(message.get("sender"))
+    author = normalize_address(message.get("from"))
+    return bool(sender and author) and sender.rpartition("@")[2] != author.rpartition("@")[2]
 
 
 def _has_calendar(message: Part) -> bool:

@@ -106,7 +106,7 @@ NOTES_SUBJECTS: dict[str, tuple[str, ...]] = {
     "es": (r"est[áa] fuera de la oficina",),
     "pt": (r"est[áa] fora do escrit[óo]rio",),
     "it": (r"[èe] fuori (?:ufficio|sede)",),
-    "nl": (r"is niet op kantoor", r"is afwezig"),
+    "nl": (r"is niet op kantoor",),
     "sv": (r"[äa]r inte p[åa] kontoret",),
     "da": (r"er ikke p[åa] kontoret",),
     "pl": (r"jest poza biurem",),
@@ -339,7 +339,8 @@ TICKET_WORDS: dict[str, tuple[str, ...]] = {
     "nb": (r"sak(?:snummer)?",),
     "pl": (r"(?:numer )?zgłoszeni[ae]",),
     "ru": (r"(?:номер )?(?:заявки|обращения)", r"заявка"),
-    "tr": (r"talep numaran[ıi]z", r"talep numaras[ıi]", r"#"),
+    "tr": (r"talep numaran[ıi]z", r"talep numaras[ıi]"),
+    "any": (r"[\[(]#", r"№"),  # a bracketed "[#48213]", "(#55123)"; the numero sign
     "vi": (r"mã (?:yêu cầu|phiếu)",),
     "id": (r"(?:nomor )?tiket",),
     "ar": (r"رقم (?:التذكرة|الطلب)",),
@@ -420,8 +421,9 @@ CHALLENGE_LIST: dict[str, tuple[str, ...]] = {
 # mailbox or account is phishing (or a provider's account notice), not an automatic reply to
 # our mail, whatever its headers claim: a mail system has no business asking it. Never claimed.
 ACCOUNT_DEMANDS: dict[str, tuple[str, ...]] = {
-    "en": (r"(?:verify|validate|confirm|reactivate|upgrade|re-?validate|update) your (?:e-?mail |"
+    "en": (r"(?:verify|validate|confirm|reactivate|upgrade|re-?validate) your (?:e-?mail |"
            r"web-?mail )?(?:account|mailbox|inbox)",
+           r"update your (?:e-?mail |web-?mail )?(?:mailbox|inbox)",
            r"your (?:e-?mail |web-?mail )?(?:account|mailbox|inbox) (?:will be|has been|is being|"
            r"is) (?:deactivated|suspended|closed|disabled|deleted|terminated|blocked|locked|"
            r"not verified|unverified)",
