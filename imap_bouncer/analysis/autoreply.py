@@ -2,7 +2,7 @@
 
 Runs after the bounce analyzers (a bounce is automatic too), and claims a message on its
 headers (RFC 3834 `Auto-Submitted: auto-replied` from a person's address, the X- headers
-that mail programs add), on its subject (a mail program's auto-reply prefix in some fifty
+that mail programs add), on its subject (a mail program's auto-reply prefix in some forty-five
 languages, or out-of-office words with a sign that the message answers one), or on its
 words: an absence or a departure stated by the mailbox's owner on a message marked
 automatic, a receipt of "your message" (helpdesks, CRMs, role accounts), a

@@ -330,8 +330,8 @@ TICKET_WORDS: dict[str, tuple[str, ...]] = {
     "en": (r"ticket", r"case", r"request", r"incident", r"reference"),
     "de": (r"ticket", r"vorgang(?:s-?nummer)?", r"anfrage(?:-?nummer)?"),
     "fr": (r"ticket", r"dossier", r"demande", r"num[ée]ro"),
-    "es": (r"ticket", r"caso", r"solicitud", r"n[úu]mero"),
-    "pt": (r"protocolo", r"chamado", r"n[úu]mero"),
+    "es": (r"ticket", r"caso", r"solicitud", r"n[úu]mero", r"radicado"),  # Colombia: radicado
+    "pt": (r"protocolo", r"chamado", r"n[úu]mero", r"processo"),
     "it": (r"richiesta", r"pratica", r"ticket"),
     "nl": (r"ticket(?:nummer)?", r"zaak(?:nummer)?", r"referentie"),
     "sv": (r"ärende(?:nummer)?",),
