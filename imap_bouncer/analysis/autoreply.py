@@ -88,10 +88,14 @@ CHALLENGE_SIGNS = tuple(_compiled(table) for table in (
     words.CHALLENGE_HOLD, words.CHALLENGE_SCREENING, words.CHALLENGE_PROVE,
     words.CHALLENGE_LIST))
 ACCOUNT_DEMANDS = _compiled(words.ACCOUNT_DEMANDS)
-# A reply that quotes the message it answers: written by a person.
+# Where a reply starts quoting the message it answers (unmarked: a person's reply).
 QUOTED_ORIGINAL = re.compile(
-    r"^>|^-+ ?original message ?-+|^\s*(?:on|am|le|el|il|op) .{0,80}(?:wrote|schrieb|a écrit|"
-    r"escribió|ha scritto|schreef):\s*$|^from: .+\n(?:sent|date): ", re.I | re.M)
+    r"^>|^[ \t]*-{2,} ?(?:" + "|".join(words.QUOTE_RULES) + r") ?-{2,}"
+    + r"|^\*?(?:" + "|".join(words.QUOTE_FROM) + r")\*? ?[:：]\*? .+\n\*?(?:"
+    + "|".join(words.QUOTE_SENT) + r")\*? ?[:：]\*? "
+    + "".join(r"|^\s*(?:" + opening + r") .{0,80}(?:" + verb + r"):\s*$"
+              for opening, verb in words.QUOTE_ATTRIBUTION)
+    + r"|^.{0,80}(?:" + "|".join(words.QUOTE_ATTRIBUTION_CJK) + r")[:：]\s*$", re.I | re.M)
 # Notifications (trackers, forums, newsletters) are auto-generated too, and quote people.
 BULK_PRECEDENCE = re.compile(r"^\s*(?:bulk|list)\b", re.I)
 CALENDAR_TYPES = ("text/calendar", "application/ics")

@@ -416,6 +416,34 @@ CHALLENGE_LIST: dict[str, tuple[str, ...]] = {
     "pt": (r"lista branca", r"remetentes autorizados"),
 }
 
+# --- the quoted original -----------------------------------------------------------------------
+# Where a reply starts quoting the message it answers, as mail programs write it in their
+# users' languages: a ruled "Original Message" line (Outlook), the quoted message's first
+# two header lines (Outlook's "From:/Sent:"), an attribution line ("On ... wrote:", Gmail,
+# Thunderbird, Apple Mail). Lines; matched with re.M. An unmarked message that quotes is a
+# person's reply; a program's reply is read only above its quote.
+QUOTE_RULES = (
+    r"original message", r"ursprüngliche nachricht", r"message d'origine", r"mensaje original",
+    r"mensagem original", r"messaggio originale", r"oorspronkelijk bericht",
+    r"originalmeddelande", r"opprinnelig melding", r"oprindelig meddelelse",
+    r"alkuperäinen viesti", r"wiadomość oryginalna", r"původní zpráva", r"eredeti üzenet",
+    r"исходное сообщение", r"原始邮件", r"原始郵件", r"元のメッセージ", r"원본 메시지",
+    # a forward starts the original too (a person passing an auto-reply on)
+    r"forwarded message", r"weitergeleitete nachricht", r"message transféré",
+    r"mensaje reenviado", r"mensagem encaminhada", r"messaggio inoltrato",
+    r"doorgestuurd bericht", r"vidarebefordrat meddelande", r"転送されたメッセージ")
+QUOTE_FROM = (r"from", r"von", r"de", r"da", r"van", r"från", r"fra", r"od", r"feladó", r"от",
+              r"发件人", r"寄件者", r"差出人", r"보낸 사람")
+QUOTE_SENT = (r"sent", r"date", r"gesendet", r"datum", r"envoyé", r"enviado(?: el)?",
+              r"enviada(?: em)?", r"inviato", r"verzonden", r"skickat", r"sendt", r"wysłano",
+              r"odesláno", r"elküldve", r"отправлено", r"发送时间", r"日期", r"送信日時",
+              r"보낸 날짜")
+QUOTE_ATTRIBUTION = (  # "<opening> ... <verb>:" on one line
+    (r"on|am|le|el|il|op|em|den|w dniu|dne|в|el día", r"wrote|schrieb|a écrit|escribió|"
+     r"ha scritto|schreef|escreveu|skrev|napisał(?:a)?|napsal(?:a)?|написал(?:а)?|kirjoitti|"
+     r"írta"),)
+QUOTE_ATTRIBUTION_CJK = (r"写道", r"寫道", r"書きました", r"작성")
+
 # --- not an automatic reply: phishing and account notices --------------------------------------
 # A message that asks the reader to verify, sign in to or give the password of its OWN
 # mailbox or account is phishing (or a provider's account notice), not an automatic reply to
