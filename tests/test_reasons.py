@@ -184,6 +184,19 @@ def test_refused_messages_are_never_permanent(words: str, code: str, status: str
     assert verdict.reason not in (R.USERUNKNOWN, R.HOSTUNKNOWN, R.HASMOVED, R.NOTACCEPT)
 
 
+@pytest.mark.parametrize(("diagnostic", "reason"), [
+    ("550 5.1.1 <spam@example.org>... User unknown", R.USERUNKNOWN),
+    ("550 5.1.1 <dane.virus@example.org>: Recipient address rejected: User unknown",
+     R.USERUNKNOWN),
+    ("554 5.7.1 <nosuchuser@example.org>: Message refused by policy", R.POLICYVIOLATION),
+    ("550 <zombie@example.org>: Recipient address rejected: Mailbox full", R.MAILBOXFULL),
+])
+def test_words_in_an_address_are_not_the_servers_words(diagnostic: str, reason: Reason):
+    """A local part is a name: "spam@", "nosuchuser@" name no cause."""
+    verdict = classify(diagnostic=diagnostic)
+    assert verdict.reason is reason, verdict.evidence
+
+
 def test_notaccept_is_permanent_only_with_a_permanent_class():
     assert classify(status="5.1.10", diagnostic="Null MX").permanent is True
     assert classify(status="4.0.0", diagnostic="returned Null MX").permanent is False

@@ -20,11 +20,28 @@ _ACCOUNT_MISSING = r"(?:doesn't|does not) have an? .{1,40} account"
 # a reputation or an RFC 5322 refusal "to protect our users from spam"; Postfix writes
 # "Recipient address rejected:" before the real cause; qmail adds "Giving up on ..." to all.
 PHRASES: list[tuple[Reason, str]] = [
+    # --- the SENDER's domain has a null MX (RFC 7505 5.7.27): about the sender, not the
+    # recipient ------------------------------------------------------------------------------
+    (Reason.REJECTED, r"sender (?:address|domain) has (?:a )?null mx"),
     # --- the domain accepts no mail at all (RFC 7505 null MX) ---------------------------------
     (Reason.NOTACCEPT, r"\bnull mx\b|"  # RFC 7505; Gmail "returned Null MX"
                        r"(?:doesn't|does not) receive e-?mail|"  # Gmail "doesn't receive email"
                        r"(?:host|domain) (?:does not|doesn't) accept (?:e-?)?mail\b(?! from)|"
                        r"accepts no (?:e-?)?mail"),  # Sendmail/Postfix null-MX replies
+    # --- the client broke the SMTP protocol (before TLS words: Gmail's "SMTP protocol
+    # violation, no commands allowed to pipeline after STARTTLS") ------------------------------
+    (Reason.SYNTAXERROR, r"\bprotocol violation|synchronization error|"  # Gmail 4.5.0, Exim
+                         r"unrecogni[sz]ed commands?|unimplemented command|"  # Gmail 5.5.1
+                         r"parameters not recognized|"  # RFC 5321 555
+                         r"\b(?:helo|ehlo)\b.{0,25}\binvalid\b"),  # hMailServer: a malformed name
+    # --- NetEase (163.com, 126.com) replies carry a published token for the cause ------------
+    (Reason.SPEEDING, r"\b(?:hl:ifc|hl:ifq|mi:sfq|mi:stc|rp:trc|rp:qrc)\b"),  # sending frequency
+    (Reason.TOOMANYCONN, r"\b(?:hl:icc|mi:dmc|rp:drc)\b"),  # per-connection or concurrency limits
+    (Reason.BLOCKED, r"\b(?:hl:rep|hl:mep|hl:ihu|hl:ipb|wm:bli|dt:rbl)\b"),  # the sending IP
+    (Reason.SPAMDETECTED, r"\bdt:spm\b"),  # content with spam characteristics
+    (Reason.REJECTED, r"\b(?:wm:blu|mi:imf)\b"),  # the sender address
+    (Reason.AUTHFAILURE, r"\b(?:mi:spf|mi:dma)\b"),  # SPF, DMARC
+    (Reason.SYNTAXERROR, r"\b(?:mi:cel|mi:ccl|rp:cel|rp:ccl)\b"),  # bad or too many commands
     # --- the sending host has no usable reverse DNS -----------------------------------------
     (Reason.REQUIREPTR, r"reverse (?:dns|lookup|hostname|resolution)|\bptr (?:record|resource)|"
                         r"\brdns\b|\bdns ptr\b"),  # Gmail 5.7.25, GMX, Exim ACLs, many
@@ -36,7 +53,8 @@ PHRASES: list[tuple[Reason, str]] = [
                         r"mismatches client ip"),  # Outlook.com "domain [x] mismatches client ip"
     # --- SPF, DKIM, DMARC -------------------------------------------------------------------
     (Reason.AUTHFAILURE, r"(?<!received-)\b(?:spf|dkim|dmarc)\b(?![-\w]).{0,60}?\b(?:fail\w*|"
-                         r"check\w*|polic(?:y|ies)|record|settings|reject\w*|(?:did|does) not pass|"
+                         r"check\w*|polic(?:y|ies)|record|settings|reject\w*|"
+                         r"(?:did|does) not pass|didn't pass|"
                          r"verification|validation|alignment|= ?did not pass)"),  # Gmail, Apple,
                          # Microsoft 5.7.509, Yahoo, Postfix policy daemons
     (Reason.AUTHFAILURE, r"(?:fails?|failed|(?:did|does) not pass)\b.{0,40}\b(?:spf|dkim|dmarc)"
@@ -44,44 +62,66 @@ PHRASES: list[tuple[Reason, str]] = [
                          r"authentication checks? failed|"  # Postfix/rspamd 5.7.26
                          r"does not have authentication information|"  # Gmail 5.7.1
                          r"fails? to pass authentication|"  # Gmail 5.7.1
-                         r"sender is unauthenticated|unauthenticated (?:e-?mail|mail|message)|"
-                         r"sender policy framework|domain-based message authentication"),
+                         r"(?:sender|it) is unauthenticated|"
+                         r"unauthenticated (?:e-?mail|mail|message)|"
+                         r"(?:isn't|is not|not) aligned with|"  # Gmail 4.7.32 From: alignment
+                         r"sender policy framework|domain-based message authentication|"
+                         r"\[spf\]|not (?:allowed|permitted) to send mail from"),  # Interia, C4
     # --- relaying ------------------------------------------------------------------------------
     (Reason.NORELAYING, r"relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|"
                         r"prohibited)|not permitted to relay|unable to relay|we do not relay|"
                         r"refused to relay|"
-                        r"not configured to relay|relay not permitted|not a gateway"),
+                        r"not configured to relay|relay not permitted|not a gateway|"
+                        r"denies relay|relay disabled"),  # Libero, Virgilio
     # --- SMTP AUTH or TLS required of the client (RFC 4954, RFC 3207) ------------------------
     (Reason.SECURITYERROR, r"unauthenticated senders? (?:not allowed|prohibited)|"  # Sendmail
                            r"authentication (?:is )?required|must (?:first )?authenticate|"
                            r"\btls\b.{0,30}\brequired|starttls|encryption (?:is )?required|"
                            r"encrypted connection|"
-                           r"certificate (?:verification|validation|error|expired|invalid)"),
+                           r"certificate (?:verification|validation|error|expired|invalid)|"
+                           r"\btls not available|\b(?:over|use) (?:a )?tls\b|"  # RFC 3207, Gmail
+                           r"\bdane (?:validation|verification)|\b(?:tlsa|dnssec)-invalid|"  # MS
+                           r"invalid dnssec|\btlsa (?:record|lookup)|"  # 4.7.323, 4.7.324
+                           r"client was not authenticated|not authenticated to send|"  # Microsoft
+                           r"invalid credentials|authentication (?:credentials invalid|failed)|"
+                           r"password (?:not accepted|incorrect)|password transition|"  # RFC 4954
+                           r"too much fail authentication|too many (?:failed )?(?:authentication|"
+                           r"login) (?:attempts|failures)"),  # NetEase, login throttles
     # --- a DNS blocklist query refused the client, whatever the list is called ----------------
     (Reason.BLOCKED, r"\bblocked using\b|"  # Postfix reject_rbl_client "blocked using LIST",
                      r"\bfound on one or more (?:dnsbl|rbl|block ?list|black ?list)s?\b|"  # even
-                     r"\b(?:dnsbl|rbl)s\b"),  # when LIST is "Barracuda Reputation"; Comcast
+                     r"\b(?:dnsbl|rbl)s\b|"  # when LIST is "Barracuda Reputation"; Comcast
+                     r"(?<!not )\blisted (?:at|on|in) [\w-]+\.[\w.-]+"),  # Sendmail FEATURE(dnsbl)
     # --- the sender's reputation --------------------------------------------------------------
     (Reason.BADREPUTATION, r"\breputation\b|"  # Gmail 5.7.1, Microsoft 4.7.650, Proofpoint
                            r"due to (?:unexpected volume or )?user complaints"),  # Yahoo TSS04
     # --- a stated policy (before sender and content rules that share the words) --------------
-    (Reason.POLICYVIOLATION, r"(?:rejected|refused|not accepted|denied|blocked) (?:for|due to) "
-                             r"(?:local )?policy reasons|"  # Yahoo 5.7.9, Postfix, many
+    # Outlook.com SC-003, SC-004: the cause named after "rejected ... for policy reasons"
+    (Reason.BLOCKED, r"\bopen (?:proxy|relay)\b|\bblock\b.{0,30}\bagainst your ip\b"),
+    (Reason.POLICYVIOLATION, r"(?:rejected|refused|not accepted|denied|blocked|reject) "
+                             r"(?:for|due to) (?:local )?policy (?:reasons|restrictions)|"  # Yahoo,
+                             # GMX "Reject due to policy restrictions"
                              r"content presents a potential|"  # Gmail 5.7.0 "... security issue"
                              r"\bgr[ae]ylist"),  # Postgrey "Recipient address rejected: Greylisted"
     # --- the message breaks RFC 5322 (Gmail explains it "to reduce spam") ---------------------
     (Reason.NOTCOMPLIANTRFC, r"not rfc ?(?:822|2822|5322)[- ]?compliant|not (?:rfc[- ]?)?compliant|"
                              r"multiple (?:addresses in from|\w+ headers)|"  # Gmail 5.7.1
                              r"header .{0,20}(?:missing|malformed|syntax)|"
-                             r"(?:missing|malformed) (?:\w+ )?header|rfc ?5322 specifications"),
+                             r"(?:missing|malformed) (?:\w+ )?header|rfc ?5322 specifications|"
+                             r"\bmissing (?:a |the )?valid (?:[\w-]+ ){0,4}[\w-]+:? header|"
+                             r"\bhaving no [\w-]+:? header|"  # Gmail 5.7.1 (From:, Message-ID)
+                             r"rfc ?(?:822|2822|5322)(?: section [\d.]+)? compliant"),  # MS 5.7.512
     # --- content: virus, spam, malformed ----------------------------------------------------
     (Reason.CONTENTERROR, r"\battachment(?: type| file| extension)?s? (?:is |are )?(?:not allowed|"
                           r"not permitted|prohibited|forbidden|blocked|rejected)|"  # gateways
-                          r"\b(?:prohibited|forbidden|blocked|disallowed|unacceptable|dangerous) "
+                          r"\b(?:prohibited|forbidden|blocked|disallowed|unacceptable|dangerous|"
+                          r"illegal) "
                           r"(?:attachment|file type|file extension|file name)s?\b|"
                           r"\bfiles? (?:\(\S+\) )?(?:are|is) not allowed in e-?mail|"  # MailScanner
                           r"\bfile (?:type|extension)s? .{0,30}(?:not allowed|not permitted|"
                           r"prohibited)"),
+    (Reason.CONTENTERROR, r"(?<!security )\bconversion (?:required|failed|not supported)|"
+                          r"non-ascii addresses"),  # RFC 3463 X.6.2-X.6.5, RFC 6531 X.6.7
     (Reason.CONTENTERROR, r"\bbanned (?:name|file ?names?|contents?|attachments?)\b|"
                           r"reject, id=\S+ - banned\b"),  # amavisd-new BANNED
     (Reason.VIRUSDETECTED, r"\bvirus\b|\bmalware\b|\binfected\b|\btrojan\b|\bworm\b"),
@@ -93,69 +133,107 @@ PHRASES: list[tuple[Reason, str]] = [
                       r"recipients?|messages?|e-?mails?) )?(?:limit|quota)\b|\blimit for sending\b|"
                       r"\b(?:e-?mails|messages) per (?:hour|day)\b|\bsubmission quota|"
                       r"\b(?:versand|sende|tages)limit|limite d'envoi|límite de envío"),
-    (Reason.TOOMANYCONN, r"too many (?:connections|recipients|concurrent|sessions|rcpt)|"
+    (Reason.SPEEDING, r"too many (?:recipients|messages|connections)\b.{0,20}"
+                      r"\b(?:this|per|an?|each) (?:hour|day|minute)|"  # Cisco HAT rate limit
+                      r"too many (?:recipients|messages) from\b|"  # Postfix anvil rate limits
+                      r"too much mail from\b"),
+    (Reason.TOOMANYCONN, r"too many (?:open |new )?(?:connections|recipients|concurrent|sessions|"
+                         r"rcpt)|max(?:imum)? (?:number of )?messages? per (?:connection|session)|"
                          r"zu viele empfänger|trop de destinataires|demasiados destinatarios|"
                          r"more recipients than|recipients per message|reciplimit|"  # Exim,
                          # a submission service, Microsoft RESOLVER.ADR.RecipLimit
-                         r"connection (?:rate )?limit|connection frequency limited|"  # Postfix
+                         r"server ports are busy|"  # postscreen
+                         r"per transaction exceeded|in a separate transaction|"  # Gmail 4.5.3
+                         r"connection (?:rate )?limit|"  # Postfix, Sendmail
+                         r"\brcpt (?:numbers?|count)\b|"  # "out of allow RCPT numbers"
                          r"recipient limit|"  # anvil, QQ
                          r"too many (?:simultaneous|parallel)"),
     (Reason.SPEEDING, r"receiving mail at a rate|"  # Gmail 4.2.1 ReceivingRate (not a disabled box)
-                      r"rate limit|too many (?:messages|mails|e-?mails)|sending rate|"
+                      r"\bfrequency limited|"  # QQ: IP, connection, domain, sender sending rates
+                      r"mailbox unavailable or access denied|"  # QQ: the recipient gets too much
+                      r"rate limit|too many (?:messages|mails|e-?mails)(?! (?:on|in|stored))|"
+                      r"sending rate|too quickly|excessive volume|"  # Gmail 4.2.1, iCloud 4.7.1
+                      r"\bthrottl(?:ed|ing)\b|message quota exceeded|submission quota|"  # SES, MS
+                      r"relay limit exceeded|thread limit exceeded|message receive limit|"
+                      r"daily (?:\w+ ){0,3}limit|exceeded (?:the )?permitted limits?|"  # MS 5.1.90
+                      r"\bper (?:hour|day|minute)\b.{0,30}\blimit|"  # MS 5.2.121
+                      r"\blimits?\b.{0,50}\bper (?:hour|day|minute)\b|"  # Outlook.com RP-001
                       r"exceeded (?:the |your )?(?:rate|sending limit)|temporarily rate limited|"
                       r"more messages (?:today|than your account allows)|"  # webmail providers
                       r"sending (?:quota|limit) exceeded|"  # Gmail 5.4.5 "Daily ... limit"
                       r"unusual rate|try again later.{0,20}rate"),  # Gmail 4.7.28, Microsoft
     # --- the sending IP or host is refused: blocklists, dynamic pools ------------------------
     (Reason.BLOCKED, r"\b(?:spamhaus|spamcop|sorbs|barracudacentral|uceprotect|dnsbl|rbl|"
-                     r"blacklist(?:ed)?|blocklist(?:ed)?|block ?list|black ?list|denylist(?:ed)?|"
+                     r"blacklist(?:ed)?|blocklist(?:ed)?|block ?list(?:ed)?|black ?list(?:ed)?|"
+                     r"denylist(?:ed)?|zombie (?:matches|hosts?|ips?|networks?)|"
                      r"cloudmark)\b"),  # DNS blocklists named in replies
     (Reason.BLOCKED, r"client host (?:rejected|blocked|refused)|"  # Postfix check_client_access
                      r"\bbanned sending ip|"  # Microsoft 5.7.606
                      r"\b(?:your|sending|source|client|the|this) ip\b.{0,40}\b(?:blocked|banned|"
                      r"not authori[sz]ed|not accepted|"  # Gmail 5.7.1, Microsoft 5.7.708
                      r"listed|refused|rejected|denied|not allowed)|"
-                     r"\bip (?:address )?(?:blocked|banned|listed|refused|rejected|denied)|"
+                     r"\bip (?:address )?(?:is )?(?:blocked|banned|listed|refused|rejected|denied)|"
+                     r"\bblack ?ip\b|\binvalid ip\b|"  # Chinese MTAs, Coremail
                      r"\badresse ip source bloquee|"  # Orange (French)
                      r"not accepted from (?:this|your|the) ip|"  # Microsoft 5.7.708
                      r"messages from \S+ weren't sent|"  # Exim blocklist notices
-                     r"invalid ip for sending|"  # Yahoo
                      r"\bblocked (?:ip|using)\b|"  # QQ, Postfix reject_rbl_client
-                     r"refused to talk to me"),  # Postfix: refused at the greeting
-    (Reason.BLOCKED, r"\b(?:is|as) an open relay\b"),  # Sendmail: the client is a known open relay
+                     r"refused to talk to me|"  # Postfix: refused at the greeting
+                     r"not (?:in|on) (?:the |our )?(?:white|allow)[- ]?list|"  # Gmail 4.7.0
+                     r"messages from \S+ (?:will be )?permanently deferred|"  # Yahoo TSS09, TS03
+                     r"\bspams? from (?:your|this) ip|"  # Free
+                     r"\(bl\)|"  # T-Online: "(BL)", the IP is on its block list
+                     r"\bhelo command rejected|\b(?:bad|invalid) helo\b"),  # Postfix, Microsoft
+    (Reason.BLOCKED, r"\b(?:is|as) an open relay\b|\bopenrelay\b"),  # Sendmail, Chinese MTAs
     (Reason.BLOCKED, r"(?:cannot|can't|will not|won't) accept (?:further |any )?(?:e-?mail|mail|"
                      r"messages)(?: transactions)? from (?:this|your) (?:server|host|ip|domain)|"
-                     r"\((?:rly|dyn):[a-z]{1,2}\d{1,2}\)"),  # AOL (RLY:B1), (DYN:T1)
+                     r"\((?:rly|dyn|rtr):[a-z]{1,2}\d{0,2}\)"),  # AOL (RLY:B1), (RTR:DU)
     (Reason.BLOCKED, r"\bdynamic (?:ip|address|pool)|\bdial-?up\b|residential ip|"
                      r"use the smtp server of your isp|smtp server of your (?:isp|provider)"),
     # --- the message was judged spam ---------------------------------------------------------
     (Reason.SPAMDETECTED, r"\bspam\b|\bspamming\b|\bjunk mail|\bunsolicited\b|\bbulk mail\b|"
                           r"\bube\b|message (?:content )?rejected as spam|"  # Barracuda, amavis
-                          r"\bscore (?:too high|exceeded)|spam ?assassin"),
+                          r"\bscore (?:too high|exceeded)|spam ?assassin|"
+                          r"\bmail content denied"),  # QQ: content reported as spam
     # --- the envelope sender is refused ------------------------------------------------------
-    (Reason.REJECTED, r"sender (?:address |domain )?(?:rejected|denied|refused|blocked|unknown|"
-                      r"invalid|not allowed)|"  # Postfix reject_unknown_sender_domain & co.
+    (Reason.REJECTED, r"sender (?:address |domain )?(?:is )?(?:rejected|denied|refused|blocked|"
+                      r"unknown|invalid|unvalidated|unverified|not allowed)|"  # Postfix & co.
+                      r"(?:unroutable|unrouteable|invalid|unknown|unverified|bad|fake|null) "
+                      r"sender|(?:denies|refuses) (?:the )?sender|"  # Exim, Coremail
                       r"(?:domain|address) of sender|"  # Sendmail "Domain of sender address"
-                      r"(?:unroutable|unrouteable|invalid|unknown|unverified|bad) sender|"  # Exim
                       r"sender verify failed|sender verification failed|"  # Exim callouts
                       r"sender was rejected|"  # qmail "Connected to x but sender was rejected"
-                      r"mail from .{0,60}(?:rejected|refused|not allowed)|"
+                      r"mail from .{0,60}(?:rejected|refused|not allowed|invalid)|"
                       r"permission to post|not allowed to post|"  # Google Groups, mailing lists
                       r"may not have permission|"  # Google Groups
                       r"address is not verified|identities failed the check|"  # Amazon SES
                       r"bad outbound sender|(?:not|n't) recogni[sz]ed as a valid sender|"  # MS
-                      r"no longer allowed to send|not owned by the authenticated"),  # submission
+                      r"no longer allowed to send|not owned by the authenticated|"  # submission
+                      r"\b(?:banned|blocked|blacklisted) sender\b|"  # Microsoft 5.7.511
+                      r"sending (?:for (?:this|your) account (?:is |has been )?(?:disabled|"
+                      r"suspended)|(?:is |has been )?(?:disabled|suspended) for (?:this|your) "
+                      r"account)|"  # Mail.ru, Amazon SES: the sender's own account
+                      r"\bunresolvable\b.{0,30}\b(?:from|sender)\b"),  # Mimecast 451
     # --- the local delivery program failed (whatever words it printed) -----------------------
     (Reason.MAILERERROR, r"command (?:died|output|not found)|mailer error|"  # Postfix
                          r"pipe to .{0,60}(?:failed|generated by)|unknown mailer error|"  # Exim
-                         r"\bprocmail\b|operating system error"),  # Sendmail EX_OSERR
+                         r"\bprocmail\b|operating system error|"  # Sendmail EX_OSERR
+                         r"child process of \S+ transport returned"),  # Exim pipe transport
     # --- the recipient's mailbox ---------------------------------------------------------------
     (Reason.HASMOVED, r"\bhas moved\b|\bno longer (?:at|with|on)\b|address (?:has )?changed|"
                       r"moved to\b.{0,40}@|not our customer"),  # Postfix/Sendmail 5.1.6
-    (Reason.MAILBOXFULL, r"mailbox (?:is )?full|over ?quota|quota (?:exceeded|full)|"
+    (Reason.MAILBOXFULL, r"mailbox (?:is )?full|over ?(?:storage |disk |mailbox )?quota|"
+                         r"quota (?:limit )?(?:exceeded|full)|"
                          r"exceed(?:ed|s)? (?:the |his |her |their )?(?:storage|quota|mailbox)|"
                          r"mailbox size limit|(?:mailbox )?storage (?:limit|full)|"
-                         r"too much mail|full mailbox|user(?:'s)? (?:disk )?quota|"
+                         r"too much mail(?! data| from)|full mailbox|user(?:'s)? (?:disk )?quota|"
+                         r"too many messages (?:on|in|stored)|"  # Web.de
+                         r"exhausted (?:the |its )?(?:allowed )?(?:storage|quota|space)|"  # Web.de
+                         r"(?:account|inbox) is full|"  # Yandex
+                         r"(?:inbox|mailbox) is out of (?:storage )?space|"  # Gmail 5.2.2
+                         r"over (?:the |its )?(?:allowed )?quota|"  # vpopmail
+                         r"\bfile too large\b|"  # Postfix local(8): mailbox_size_limit
+                         r"domain (?:size|disk|storage) (?:limit|quota|space)|"  # SmarterMail
                          r"mail ?box.{0,20}\bis full\b|insufficient (?:space|storage) in mailbox|"
                          r"\bdisk quota\b|reached (?:\w+ ){0,2}quota\b|"  # Sun/iPlanet, Unix MTAs
                          r"mailbox exceeds (?:the )?(?:allowed|maximum) size|"  # IMail
@@ -164,7 +242,8 @@ PHRASES: list[tuple[Reason, str]] = [
                          r"casella (?:postale |di posta )?piena|buz[oó]n .{0,30}lleno"),  # it, es
     (Reason.EXCEEDLIMIT, r"exceeds? (?:the )?(?:recipient's|user's|mailbox) size limit|"
                          r"length exceeds limit set by recipient"),  # Amazon SES 5.2.3
-    (Reason.EXCEEDLIMIT, r"message length exceeds administrative limit"),  # RFC 3463 5.2.3 wording
+    (Reason.EXCEEDLIMIT, r"message length exceeds administrative limit|"  # RFC 3463 5.2.3 wording
+                         r"too (?:large|big) for (?:this|the) recipient|recipsizelimit"),  # MS
     (Reason.MESGTOOBIG, r"line (?:limit exceeded|too long)|"  # RFC 5321 4.5.3.1.6 text line
                         r"message (?:is )?too (?:big|large|long)|message size exceeds|"
                         r"longer than the maximum size|"  # Exim: a submission too big
@@ -172,7 +251,8 @@ PHRASES: list[tuple[Reason, str]] = [
                         r"dépasse la taille maximale|"  # fr
                         r"databytes limit|"  # qmail-smtpd "exceeds my databytes limit"
                         r"(?:message )?size (?:limit )?exceeded|exceeds (?:the )?(?:maximum|max)"
-                        r" (?:message )?size|message exceeds|mail too large|size limit"),
+                        r" (?:message )?size|message exceeds|mail too large|size limit|"
+                        r"too much mail data"),  # RFC 5321 4.5.3.1.10
     (Reason.SYSTEMFULL, r"(?:system|disk|storage|spool) (?:is )?full|insufficient system storage|"
                         r"insufficient (?:disk )?space|out of (?:disk )?space"),  # Sendmail 452
     # --- DNS: a lookup that may succeed later, then a name that does not exist --------------
@@ -191,9 +271,12 @@ PHRASES: list[tuple[Reason, str]] = [
                          r"couldn't find any host (?:named|by that name)|"  # qmail
                          r"no route to domain|"
                          r"could not be found in (?:the )?domain name (?:service|system)|"  # MS
-                         r"illegal host/domain name"),  # Sendmail
+                         r"illegal host/domain name|"  # Sendmail
+                         r"non-?existent (?:hosts?|domain)|"  # Exim: "MX records point to ..."
+                         r"(?:not|n't) able to find the recipient(?:'s)? domain"),  # Gmail 5.1.2
     (Reason.HOSTUNKNOWN, r"\bhost unknown\b"),  # Sendmail "550 Host unknown (Authoritative answer"
-    (Reason.NOTACCEPT, r"system not accepting network messages"),  # RFC 3463 5.3.2 wording
+    (Reason.SYSTEMERROR, r"system not accepting network messages"),  # RFC 3463 X.3.2: shutdown,
+                         # load or maintenance of the receiving system, not a bad address
     # --- the mailbox is disabled ---------------------------------------------------------------
     (Reason.SUSPEND, r"\b(?:account|mailbox)\b.{0,30}\b(?:disabled|suspended|deactivated|"
                      r"inactive|locked|blocked|expired|frozen|closed|discontinued)\b|"  # Gmail,
@@ -214,6 +297,9 @@ PHRASES: list[tuple[Reason, str]] = [
                          r"(?:address|recipient|mailbox|user)(?: you entered)? (?:couldn't|"
                          r"could not|cannot|can't) be found|"  # Microsoft NDR notice
                          r"user (?:is )?not (?:local|here)|unknown or illegal alias|"
+                         r"\baccount (?:that you tried to reach )?(?:does not|doesn't) exist|"
+                         r"(?:does not|doesn't) have an account|user not known|"  # Coremail
+                         r"\bbad (?:recipient )?address syntax|"  # QQ, Coremail
                          r"bad destination mailbox|nosuchuser|user_unknown|recipnotfound|"
                          r"recipient(?: name)? (?:is )?not (?:found|recognized)|"  # Exchange
                          r"recipientnotfound|recipient \S+@\S+ (?:was )?not found|"  # Microsoft
@@ -221,6 +307,7 @@ PHRASES: list[tuple[Reason, str]] = [
                          r"\baddress rejected\b(?! ?:)|"  # Postfix, Google: bare refusal
                          r"recipient address rejected: access denied|"  # Office 365 5.4.1
                          r"adresse destinataire invalide|"  # Orange (French)
+                         r"mailbox name not allowed|"  # RFC 5321 553
                          r"not a valid (?:\S+ ){1,3}(?:user|mailbox|recipient)|"  # MS Mail gateway
                          r"(?:mailbox|user id|recipient|receiver) \S+ (?:does not|doesn't) exist|"
                          r"receiver not found|"  # CompuServe
@@ -233,11 +320,16 @@ PHRASES: list[tuple[Reason, str]] = [
                           r"duplicate header|improper use|invalid (?:mime|content|character)"),
                           # Sendmail 5.6.x, Amazon SES
     (Reason.FILTERED, r"recipient preferences|\bfiltered\b|\bfilter(?:ing)? (?:rule|policy)|"
-                      r"refused by (?:the )?recipient|rejected by recipient"),  # Facebook
-    (Reason.POLICYVIOLATION, r"\bpolicy\b|\bprohibited\b|not allowed|not authori[sz]ed|"
+                      r"refused by (?:the )?recipient|rejected by recipient|"  # Facebook
+                      r"blocked - user (?:domain )?entry|"  # Mimecast: the recipient's own block
+                      # Interia: the recipient blocked the sender
+                      r"(?:doesn't|does not) want (?:your|this) (?:mail|e-?mail|message)"),
+    (Reason.POLICYVIOLATION, r"\bpolic(?:y|ies)\b|\bprohibited\b|not allowed|not authori[sz]ed|"
                              r"not permitted|"
                              r"local scanning code|\blocal acl\b|compliance rule"),  # Exim, Google
     (Reason.SYNTAXERROR, r"syntax error|command unrecognized|bad sequence of commands|"
+                         r"(?<!remote )\bprotocol error|"  # postscreen (Sendmail's "Remote
+                         # protocol error" only introduces the remote's own words)
                          r"command not implemented|parameter not implemented"),  # RFC 5321 texts
     # --- delivery gave up after retrying; the network --------------------------------------------
     (Reason.EXPIRED, r"retry timeout exceeded|message expired|queue\.expired|"  # Exim, Exchange
@@ -247,14 +339,15 @@ PHRASES: list[tuple[Reason, str]] = [
                      r"did not accept our requests to connect|"  # Gmail, after days of retries
                      r"timed? ?out|\btimeout\b"),  # a host that kept timing out until expiry
     (Reason.NETWORKERROR, r"mail (?:for .{0,40})?loops? back|routing loop|too many hops|"
-                          r"loop detected|\bmail loop\b|hop count exceeded|"
+                          r"loop detected|\bmail loop\b|hop count exceeded|\blooping\b|"
+                          r"too many \"?received\"?:? headers|\bdns (?:query|lookup) failed|"
                           r"connection (?:refused|reset)|lost connection|"
                           r"no route to host|network (?:is )?unreachable|host (?:is )?unreachable|"
                           r"network error|\bdns (?:error|failure)|"
                           r"(?:wasn't|was not) able to establish an smtp connection"),  # qmail
     # --- the receiving system -----------------------------------------------------------------
     (Reason.SYSTEMERROR, r"internal (?:server )?error|system (?:error|failure)|"
-                         r"local error|temporary failure|"
+                         r"local error|temporary (?:service |system )?failure|system problem|"
                          r"service (?:is )?currently (?:unavailable|not available)|"  # SurfControl
                          r"service refused|"  # Orange "Service refuse"
                          r"unable to contact ldap|directory (?:server )?(?:failure|unavailable)|"

@@ -70,7 +70,8 @@ STATUS_REASONS: dict[str, Reason] = {
     "2.4": Reason.MAILERERROR,  # mailing list expansion problem
     "3.0": Reason.SYSTEMERROR,  # other or undefined mail system status
     "3.1": Reason.SYSTEMFULL,  # mail system full
-    "3.2": Reason.NOTACCEPT,  # system not accepting network messages
+    "3.2": Reason.SYSTEMERROR,  # system not accepting network messages (shutdown, load,
+    # maintenance: RFC 3463 X.3.2; a domain that takes no mail at all says 1.10 or 521/556)
     "3.3": Reason.SYSTEMERROR,  # system not capable of selected features
     "3.4": Reason.MESGTOOBIG,  # message too big for system
     "3.5": Reason.SYSTEMERROR,  # system incorrectly configured
@@ -103,9 +104,13 @@ STATUS_REASONS: dict[str, Reason] = {
     "7.7": Reason.SECURITYERROR,  # message integrity failure
     "7.8": Reason.SECURITYERROR,  # authentication credentials invalid (RFC 4954)
     "7.9": Reason.SECURITYERROR,  # authentication mechanism too weak
-    "7.13": Reason.SUSPEND,  # user account disabled (RFC 7372)
-    "7.17": Reason.SUSPEND,  # mailbox owner has changed (RFC 7372)
-    "7.18": Reason.SUSPEND,  # domain owner has changed
+    "7.10": Reason.SECURITYERROR,  # encryption needed (RFC 5248 registry)
+    "7.11": Reason.SECURITYERROR,  # encryption required for the mechanism (RFC 4954)
+    "7.12": Reason.SECURITYERROR,  # a password transition is needed (RFC 4954)
+    "7.13": Reason.SUSPEND,  # user account disabled (RFC 5248 registry)
+    "7.16": Reason.MESGTOOBIG,  # message is too big for the specified priority (RFC 6710)
+    "7.17": Reason.SUSPEND,  # mailbox owner has changed (RFC 7293)
+    "7.18": Reason.SUSPEND,  # domain owner has changed (RFC 7293)
     "7.20": Reason.AUTHFAILURE,  # no passing DKIM signature found (RFC 7372)
     "7.21": Reason.AUTHFAILURE,  # no acceptable DKIM signature
     "7.22": Reason.AUTHFAILURE,  # no valid author-matched DKIM signature
@@ -113,7 +118,11 @@ STATUS_REASONS: dict[str, Reason] = {
     "7.24": Reason.AUTHFAILURE,  # SPF validation error
     "7.25": Reason.REQUIREPTR,  # reverse DNS validation failed
     "7.26": Reason.AUTHFAILURE,  # multiple authentication checks failed
-    "7.27": Reason.NOTACCEPT,  # sender address has null MX
+    "7.27": Reason.REJECTED,  # SENDER address has null MX (RFC 7505): the sender, never the
+    # recipient's address
+    "7.28": Reason.SPEEDING,  # mail flood detected (RFC 5248 registry)
+    "7.29": Reason.AUTHFAILURE,  # ARC validation failure (RFC 8617)
+    "7.30": Reason.SECURITYERROR,  # REQUIRETLS support required (RFC 8689)
 }
 
 # Codes whose meaning depends on the class: a permanent "unable to route" (5.4.4) is what a
@@ -258,7 +267,7 @@ def classify(
         reason, evidence = None, ""  # a bare 4xx says no more than "delayed" itself
     if evidence != STATED:
         reason, evidence = _reconcile(reason, evidence, from_words, status, status_class,
-                                      diagnostic)
+                                      diagnostic, smtp_code)
         stage = _command(command, diagnostic, notice, about, address)
         moved = STAGE_REASONS.get(stage)
         pipelined = stage == "DATA" and _by_status(status) in ADDRESS_REASONS
@@ -312,7 +321,7 @@ def _first_cause(
     status: str, smtp_code: str, diagnostic: str, hint: str, about: str
 ) -> tuple[Reason | None, str, bool]:
     """Steps 2-6 of the module docstring: (reason or None, evidence, whether words said it)."""
-    match = phrases.match(diagnostic)
+    match = phrases.match(_mask_addresses(diagnostic))
     if match:
         return match[0], match[1], True
     if hint and hint != Reason.UNDEFINED:
@@ -320,7 +329,7 @@ def _first_cause(
     by_status = _by_status(status) if status else None
     if by_status is not None and not _is_generic(status):
         return by_status, f"status {status}", False
-    match = phrases.match(about) if about else None
+    match = phrases.match(_mask_addresses(about)) if about else None
     if match:
         return match[0], f"notice text: {match[1]}", True
     if by_status is not None:
@@ -334,14 +343,28 @@ def _first_cause(
     return None, "", False
 
 
+# An address's local part is a name, not the server's words: "<spam@example.org>: User
+# unknown" is not spam, "<nosuchuser@example.org>: refused by policy" not a missing mailbox.
+_ANY_ADDRESS = re.compile(r"[\w.+=-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
+_MASKED_ADDRESS = "x@x.x"
+
+
+def _mask_addresses(text: str) -> str:
+    return _ANY_ADDRESS.sub(_MASKED_ADDRESS, text) if "@" in text else text
+
+
 def _reconcile(
     reason: Reason | None, evidence: str, from_words: bool, status: str, status_class: str,
-    diagnostic: str,
+    diagnostic: str, smtp_code: str = "",
 ) -> tuple[Reason | None, str]:
     """Where the words and the status code disagree, the more precise of the two wins."""
+    detail = status.split(".", 1)[1] if status.count(".") == 2 else ""
+    if reason is Reason.SYSTEMERROR and detail == "3.2" and smtp_code in ("521", "556"):
+        # RFC 7504 pairs its "does not accept mail" replies 521 and 556 with X.3.2: the host or
+        # domain takes no mail at all, where X.3.2 alone is a system briefly unavailable.
+        return Reason.NOTACCEPT, f"{evidence} with SMTP code {smtp_code} (RFC 7504)"
     if reason is None or not from_words:
         return reason, evidence
-    detail = status.split(".", 1)[1] if status.count(".") == 2 else ""
     if reason is Reason.HOSTUNKNOWN and status_class == "4":
         # A name that did not resolve, reported as transient: the lookup may work next time.
         return Reason.NETWORKERROR, f"{evidence} with transient status"
