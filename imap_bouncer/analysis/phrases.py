@@ -299,6 +299,8 @@ PHRASES: list[tuple[Reason, str]] = [
                          r"user (?:is )?not (?:local|here)|unknown or illegal alias|"
                          r"\baccount (?:that you tried to reach )?(?:does not|doesn't) exist|"
                          r"(?:does not|doesn't) have an account|user not known|"  # Coremail
+                         r"(?:don't|doesn't|does not) exists? that user|not (?:a )?user of this "
+                         r"server|"  # Coremail
                          r"\bbad (?:recipient )?address syntax|"  # QQ, Coremail
                          r"bad destination mailbox|nosuchuser|user_unknown|recipnotfound|"
                          r"recipient(?: name)? (?:is )?not (?:found|recognized)|"  # Exchange
