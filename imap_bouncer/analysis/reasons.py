@@ -12,7 +12,11 @@ called `blocked` whether Postfix, Exchange or Gmail reported it. The order of de
 5. the notice's words about this recipient (when the diagnostic said nothing useful);
 6. an "other or undefined" status (x.y.0), then the basic SMTP reply code (RFC 5321);
    a bare 4xx on a delay says no more than the delay itself.
+The words are read with the addresses in them masked: a local part ("spam@", "nosuchuser@")
+is a name, not the server's words.
 Then the verdict is checked against the rest of the evidence (`_reconcile`, `_command`):
+X.3.2 ("system not accepting network messages") is the receiving system, except with RFC
+7504's 521 or 556, where the host or domain takes no mail at all (`notaccept`);
 a name that did not resolve under a transient (4.x.x) status is a `networkerror`; address
 words under a sender status (5.1.7, 5.1.8) are about the sender (`rejected`); a reply to
 MAIL FROM or to the greeting judged the sender or the client, not the recipient's address,
