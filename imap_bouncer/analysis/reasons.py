@@ -84,7 +84,7 @@ STATUS_REASONS: dict[str, Reason] = {
     "4.2": Reason.NETWORKERROR,  # bad connection
     "4.3": Reason.SYSTEMERROR,  # directory server failure
     "4.4": Reason.NETWORKERROR,  # unable to route (transient; see PERMANENT_STATUS_REASONS)
-    "4.5": Reason.SYSTEMFULL,  # mail system congestion
+    "4.5": Reason.SYSTEMERROR,  # mail system congestion (busy, not out of storage: that is 3.1)
     "4.6": Reason.NETWORKERROR,  # routing loop detected
     "4.7": Reason.EXPIRED,  # delivery time expired
     "5.1": Reason.SYNTAXERROR,  # invalid command
