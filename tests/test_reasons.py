@@ -185,6 +185,14 @@ def test_refused_messages_are_never_permanent(words: str, code: str, status: str
 
 
 @pytest.mark.parametrize(("diagnostic", "reason"), [
+    ("450 4.7.1 Too many messages in a short time, slow down", R.SPEEDING),
+    ("550 User has too many messages on the server", R.MAILBOXFULL),  # Web.de
+])
+def test_too_many_messages_is_a_rate_unless_they_are_stored(diagnostic: str, reason: Reason):
+    assert classify(diagnostic=diagnostic).reason is reason
+
+
+@pytest.mark.parametrize(("diagnostic", "reason"), [
     ("550 5.1.1 <spam@example.org>... User unknown", R.USERUNKNOWN),
     ("550 5.1.1 <dane.virus@example.org>: Recipient address rejected: User unknown",
      R.USERUNKNOWN),

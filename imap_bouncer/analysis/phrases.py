@@ -151,11 +151,12 @@ PHRASES: list[tuple[Reason, str]] = [
     (Reason.SPEEDING, r"receiving mail at a rate|"  # Gmail 4.2.1 ReceivingRate (not a disabled box)
                       r"\bfrequency limited|"  # QQ: IP, connection, domain, sender sending rates
                       r"mailbox unavailable or access denied|"  # QQ: the recipient gets too much
-                      r"rate limit|too many (?:messages|mails|e-?mails)(?! (?:on|in|stored))|"
+                      r"rate limit|too many (?:messages|mails|e-?mails)(?! (?:on the server|in "
+                      r"(?:the |this |your )?(?:mailbox|inbox|folder)|stored))|"
                       r"sending rate|too quickly|excessive volume|"  # Gmail 4.2.1, iCloud 4.7.1
-                      r"\bthrottl(?:ed|ing)\b|message quota exceeded|submission quota|"  # SES, MS
+                      r"\bthrottl(?:ed|ing)\b|message quota exceeded|"  # Amazon SES
                       r"relay limit exceeded|thread limit exceeded|message receive limit|"
-                      r"daily (?:\w+ ){0,3}limit|exceeded (?:the )?permitted limits?|"  # MS 5.1.90
+                      r"exceeded (?:the )?permitted limits?|"  # Microsoft 5.7.508
                       r"\bper (?:hour|day|minute)\b.{0,30}\blimit|"  # MS 5.2.121
                       r"\blimits?\b.{0,50}\bper (?:hour|day|minute)\b|"  # Outlook.com RP-001
                       r"exceeded (?:the |your )?(?:rate|sending limit)|temporarily rate limited|"
@@ -227,7 +228,8 @@ PHRASES: list[tuple[Reason, str]] = [
                          r"exceed(?:ed|s)? (?:the |his |her |their )?(?:storage|quota|mailbox)|"
                          r"mailbox size limit|(?:mailbox )?storage (?:limit|full)|"
                          r"too much mail(?! data| from)|full mailbox|user(?:'s)? (?:disk )?quota|"
-                         r"too many messages (?:on|in|stored)|"  # Web.de
+                         r"too many messages (?:on the server|in (?:the |this |your )?"
+                         r"(?:mailbox|inbox|folder)|stored)|"  # Web.de
                          r"exhausted (?:the |its )?(?:allowed )?(?:storage|quota|space)|"  # Web.de
                          r"(?:account|inbox) is full|"  # Yandex
                          r"(?:inbox|mailbox) is out of (?:storage )?space|"  # Gmail 5.2.2
