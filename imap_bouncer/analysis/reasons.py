@@ -347,14 +347,10 @@ def _first_cause(
     return None, "", False
 
 
-# An address's local part is a name, not the server's words: "<spam@example.org>: User
-# unknown" is not spam, "<nosuchuser@example.org>: refused by policy" not a missing mailbox.
-_ANY_ADDRESS = re.compile(r"[\w.+=-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
-_MASKED_ADDRESS = "x@x.x"
-
-
 def _mask_addresses(text: str) -> str:
-    return _ANY_ADDRESS.sub(_MASKED_ADDRESS, text) if "@" in text else text
+    """An address's local part is a name, not the server's words: "<spam@example.org>: User
+    unknown" is not spam, "<nosuchuser@example.org>: refused by policy" no missing mailbox."""
+    return _ADDRESS.sub("x@x.x", text) if "@" in text else text
 
 
 def _reconcile(
