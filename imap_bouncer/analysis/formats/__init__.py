@@ -21,7 +21,9 @@ from . import (
     activehunter,
     amazonses,
     amazonworkmail,
+    aol,
     biglobe,
+    compuserve,
     courier,
     domino,
     dragonfly,
@@ -42,16 +44,21 @@ from . import (
     mailmarshal,
     mailru,
     mcafee,
+    mdaemon,
     messagingserver,
     mfilter,
     mimecast,
+    mmdf,
+    mssmtpsvc,
     mxlogic,
     notes,
     opensmtpd,
     postfix,
+    postoffice,
     powermta,
     qmail,
     sendmail,
+    smail,
     surfcontrol,
     trendmicro,
     v5sendmail,
@@ -60,6 +67,7 @@ from . import (
     x2,
     x3,
     x6,
+    x400,
     yahoo,
     zoho,
 )
@@ -70,6 +78,8 @@ KNOWN: tuple[ModuleType, ...] = (
     googlegroups,  # Google Groups refusals (before gmail: same sender)
     gmail,  # Gmail's plain-text notices (pre-RFC 3464)
     yahoo,  # Yahoo! Mail / AOL "Sorry, we were unable to deliver your message"
+    aol,  # America Online's own notices of 1996-2004 (screen names)
+    compuserve,  # CompuServe "Receiver not found" (user IDs)
     amazonworkmail,  # Amazon WorkMail (before amazonses: same sender)
     amazonses,  # Amazon SES JSON notifications and SES reports
     espwebhooks,  # SendGrid/Mailgun/Postmark complaint webhooks relayed as mail
@@ -83,6 +93,8 @@ KNOWN: tuple[ModuleType, ...] = (
     # --- Microsoft, Lotus and mail gateways ---
     exchange2007,  # Exchange 2007+, Office 365, Outlook.com
     exchange2003,  # Exchange 5.5 - 2003, Internet Mail Service
+    mssmtpsvc,  # Microsoft SMTP Service (IIS, Exchange 2000/2003 transport, old Hotmail/MSN)
+    x400,  # X.400 gateways' non-delivery notifications (X.411 diagnostic codes)
     mcafee,  # McAfee Email Gateway (X-NAI-Header)
     mxlogic,  # MX Logic
     surfcontrol,  # SurfControl E-mail Filter
@@ -105,6 +117,10 @@ KNOWN: tuple[ModuleType, ...] = (
     v5sendmail,  # Sendmail V5 "Unsent message follows"
     activehunter,  # Active!hunter gateway (X-AHMAILID)
     imail,  # Ipswitch IMail (X-Mailer: <SMTP32>)
+    mdaemon,  # Alt-N MDaemon, with its session transcript
+    postoffice,  # Software.com Post.Office "This Message was undeliverable..."
+    mmdf,  # MMDF "could not be delivered to '...' for the following reason"
+    smail,  # smail 3 "Failed addresses follow"
     mailfoundry,  # MailFoundry gateway
     jamesmta,  # Apache James bounce mailet
     dragonfly,  # DragonFly Mail Agent (dma)
@@ -122,7 +138,8 @@ KNOWN: tuple[ModuleType, ...] = (
 # person's words (a rewritten From): they ask the same question.
 WORDS_ONLY = {"x1", "x2", "x3", "x6", "dragonfly", "domino", "notes", "v5sendmail", "jamesmta",
              "mailfoundry", "messagingserver", "qmail", "exim", "sendmail", "postfix", "courier",
-             "powermta", "gmail", "yahoo"}
+             "powermta", "gmail", "yahoo", "aol", "compuserve", "mdaemon", "mmdf", "mssmtpsvc",
+             "postoffice", "smail", "x400"}
 
 
 def analyze_known(message: Part) -> Findings | None:

@@ -25,6 +25,8 @@ _HINTS = (
     (Reason.USERUNKNOWN, re.compile(r"not listed in (?:the )?(?:Domino Directory|public Name "
                                     r"(?:&|and) Address Book)|"
                                     r"Domino ディレクトリには見つかりません", re.I)),
+    # The router knows no route to the recipient's domain: no such Notes or Internet domain.
+    (Reason.HOSTUNKNOWN, re.compile(r"No route found to domain", re.I)),
 )
 
 
@@ -47,9 +49,12 @@ def analyze(message: Part) -> Findings | None:
             failure.diagnostic = failure.diagnostic or reason
             failure.reason_hint = hint_for(f"{failure.diagnostic} {reason}", _HINTS)
         return findings
+    # One notice per group of recipients with the same reason, several in one message.
     failures = [Failure(address=address, action=Action.FAILED, diagnostic=reason,
                         reason_hint=hint_for(reason, _HINTS))
-                for address in find_addresses(found.group(1))]
+                for each in _NOTICE.finditer(notice[:10000])
+                for reason in (unfold(each.group(2)),)
+                for address in find_addresses(each.group(1))]
     return findings_of(NAME, "Domino notice: was not delivered to ... because", failures,
                        message, notice)
 

@@ -21,10 +21,18 @@ from .textreport import findings_of, hint_for, plain_notice, unfold
 NAME = "messagingserver"
 
 _GUARD = "This report relates to a message you sent with the following header fields"
-_FIELD = re.compile(r"^\s+(Recipient address|Original address|Reason|Diagnostic code|"
+_FIELD = re.compile(r"^[ \t]*(Recipient address|Original address|Reason|Diagnostic code|"
                     r"Remote system):\s*(.*)$", re.I)
-_DELAYED = re.compile(r"has been enqueued and undeliverable|delivery has been delayed|"
-                      r"has not yet been delivered", re.I)
+# The sentences that open a group of recipients, and what happened to them; a notice may
+# hold several groups ("cannot be delivered" and "successfully delivered" side by side).
+_SECTIONS: tuple[tuple[re.Pattern[str], Action], ...] = (
+    (re.compile(r"has been enqueued and undeliverable|delivery has been delayed|"
+                r"has not yet been delivered", re.I), Action.DELAYED),
+    (re.compile(r"successfully delivered to the following recipients|"
+                r"has been (?:successfully )?relayed", re.I), Action.DELIVERED),
+    (re.compile(r"cannot be delivered to the following recipients|could not be delivered",
+                re.I), Action.FAILED),
+)
 # The server's own reason lines that say the reason outright.
 _HINTS = (
     (Reason.HOSTUNKNOWN, re.compile(r"illegal host/domain name found", re.I)),
@@ -35,7 +43,7 @@ def analyze(message: Part) -> Findings | None:
     notice = plain_notice(message)
     if not notice and message.is_multipart and not message.parts:
         notice = message.text  # a boundary declared and never used: one run of text
-    if _GUARD not in notice[:500]:
+    if _GUARD not in notice[:1500]:
         return None
     facts = _notice_facts(notice)
     findings = dsn.analyze(message)
@@ -54,13 +62,16 @@ def analyze(message: Part) -> Findings | None:
 
 def _notice_facts(notice: str) -> dict[str, Failure]:
     """Recipient blocks of the notice: address, reason and the remote server's words."""
-    action = Action.DELAYED if _DELAYED.search(notice[:2000]) else Action.FAILED
+    action = Action.FAILED
     facts: dict[str, Failure] = {}
     current: Failure | None = None
     reason = ""
-    for line in notice.split("\n"):
+    for line in notice[:50000].split("\n"):
         field = _FIELD.match(line)
         if field is None:
+            section = next((a for pattern, a in _SECTIONS if pattern.search(line)), None)
+            if section is not None:
+                action, current = section, None
             continue
         name, value = field.group(1).lower(), field.group(2).strip()
         if name in ("recipient address", "original address"):
