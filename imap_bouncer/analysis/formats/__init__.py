@@ -37,6 +37,7 @@ from . import (
     gmail,
     gmx,
     googlegroups,
+    groupwise,
     imail,
     jamesmta,
     kddi,
@@ -118,6 +119,7 @@ KNOWN: tuple[ModuleType, ...] = (
     activehunter,  # Active!hunter gateway (X-AHMAILID)
     imail,  # Ipswitch IMail (X-Mailer: <SMTP32>)
     mdaemon,  # Alt-N MDaemon, with its session transcript
+    groupwise,  # Novell GroupWise Internet Agent "Message status - undeliverable"
     postoffice,  # Software.com Post.Office "This Message was undeliverable..."
     mmdf,  # MMDF "could not be delivered to '...' for the following reason"
     smail,  # smail 3 "Failed addresses follow"
@@ -139,7 +141,7 @@ KNOWN: tuple[ModuleType, ...] = (
 WORDS_ONLY = {"x1", "x2", "x3", "x6", "dragonfly", "domino", "notes", "v5sendmail", "jamesmta",
              "mailfoundry", "messagingserver", "qmail", "exim", "sendmail", "postfix", "courier",
              "powermta", "gmail", "yahoo", "aol", "compuserve", "mdaemon", "mmdf", "mssmtpsvc",
-             "postoffice", "smail", "x400"}
+             "postoffice", "smail", "x400", "groupwise"}
 
 
 def analyze_known(message: Part) -> Findings | None:

@@ -33,13 +33,20 @@ _HINTS = (
 # Domino's delivery confirmation ("Delivery Report", asked for by the sender):
 # "Your document: <subject>\nwas delivered to: <recipient>\n  on: <date>".
 _DELIVERED = re.compile(r"^\s*Your document:.*\n\s*was delivered to:[ \t]*(.+)$", re.I | re.M)
+# Notes' own "Delivery Failure Report" form (R4-R6, mail between Notes domains and from its
+# SMTP gateway): the same three fields side by side with their values, the reason running on
+# over indented lines: "Your document: <subject>\nwas not delivered to: <recipient>\n
+# because: <reason>".
+_FAILURE_REPORT = re.compile(r"^[ \t]*Your document:[^\n]*\n[ \t]*was not delivered to:[ \t]*"
+                             r"(?P<who>[^\n]+)\n[ \t]*because:[ \t]*(?P<why>[^\n]*(?:\n[ \t]+\S"
+                             r"[^\n]*){0,10})", re.I | re.M)
 
 
 def analyze(message: Part) -> Findings | None:
     notice = plain_notice(message)
     found = _NOTICE.search(notice[:5000])
     if found is None or not notice.lstrip().startswith("Your message"):
-        return _delivered(message, notice)
+        return _failure_report(message, notice) or _delivered(message, notice)
     reason = unfold(found.group(2))
     findings = dsn.analyze(message)
     if findings is not None:
@@ -57,6 +64,24 @@ def analyze(message: Part) -> Findings | None:
                 for address in find_addresses(each.group(1))]
     return findings_of(NAME, "Domino notice: was not delivered to ... because", failures,
                        message, notice)
+
+
+def _failure_report(message: Part, notice: str) -> Findings | None:
+    """Notes' Delivery Failure Report form: each recipient with the reason beside it."""
+    failures = [Failure(address=address, action=Action.FAILED, diagnostic=reason,
+                        reason_hint=hint_for(reason, _HINTS))
+                for each in _FAILURE_REPORT.finditer(notice[:10000])
+                for reason in (unfold(each.group("why")),)
+                for address in find_addresses(each.group("who"))]
+    if not failures:
+        return None
+    findings = dsn.analyze(message)
+    if findings is not None:
+        findings.analyzer = f"formats.{NAME}"
+        findings.evidence = f"Notes Delivery Failure Report; {findings.evidence}"
+        return findings
+    return findings_of(NAME, "Notes Delivery Failure Report: your document was not delivered "
+                       "to ... because", failures, message, notice)
 
 
 def _delivered(message: Part, notice: str) -> Findings | None:
