@@ -23,6 +23,22 @@ PHRASES: list[tuple[Reason, str]] = [
     # --- the SENDER's domain has a null MX (RFC 7505 5.7.27): about the sender, not the
     # recipient ------------------------------------------------------------------------------
     (Reason.REJECTED, r"sender (?:address|domain) has (?:a )?null mx"),
+    # --- X.400 non-delivery diagnostics (ITU-T X.411 NonDeliveryDiagnosticCode), as gateways
+    # print them: "unrecognised-OR-name (0)", PP's "Unrecognised ORName", Exchange's
+    # "unrecognized O/R name". Their hyphenated names occur in no SMTP reply. -----------------
+    (Reason.USERUNKNOWN, r"\b(?:unrecogni[sz]ed|ambiguous)[- _]?o/?r[- _]?name\b"),
+    (Reason.SUSPEND, r"\brecipient[- _]unavailable \(4\)|\brecipient-unavailable\b"),
+    (Reason.SYSTEMFULL, r"\bmts[- _]congestion\b"),
+    (Reason.NETWORKERROR, r"\b(?:redirection-)?loop-detected\b"),
+    (Reason.EXPIRED, r"\bmaximum[- _]time[- _]expired\b|\btransfer-attempts-limit-reached\b"),
+    (Reason.MESGTOOBIG, r"\bcontent[- _]too[- _]long\b|\bsize-constraint-violation\b"),
+    (Reason.CONTENTERROR, r"\bencoded-information-types-unsupported\b|"
+                          r"\bconversion-(?:impractical|with-loss-prohibited)\b|"
+                          r"\bimplicit-conversion-(?:prohibited|not-subscribed)\b|"
+                          r"\bcontent-(?:syntax-error|type-not-supported)\b"),
+    (Reason.POLICYVIOLATION, r"\bno-bilateral-agreement\b|\bno-dl-submit-permission\b|"
+                             r"\bdl-expansion-prohibited\b|"
+                             r"\brecipient-reassignment-prohibited\b"),
     # --- the domain accepts no mail at all (RFC 7505 null MX) ---------------------------------
     (Reason.NOTACCEPT, r"\bnull mx\b|"  # RFC 7505; Gmail "returned Null MX"
                        r"(?:doesn't|does not) receive e-?mail|"  # Gmail "doesn't receive email"

@@ -20,14 +20,16 @@ from .textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "aol"
 
-# "Your mail to the following recipients could not be delivered[ because <cause>]:"
-_HEADING = re.compile(r"^\s*Your mail to the following recipients could not be delivered"
-                      r"(?:\s+because\s+(?P<cause>[^\n]{0,300}?))?\s*:[ \t]*$", re.I | re.M)
+# "Your mail to the following recipients could not be delivered[ because <cause>]:", the
+# cause wrapped over a second line by some versions.
+_HEADING = re.compile(r"^[ \t]*Your mail to the following recipients could not be delivered"
+                      r"(?:\s+because\s+(?P<cause>[^\n:]{0,300}(?:\n[^\n:]{1,300})?))?"
+                      r"[ \t]*:[ \t]*$", re.I | re.M)
 # A recipient line: an address or a screen name (letters, digits, a few marks), maybe with
 # the reason in parentheses or after a dash.
 _SCREEN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{1,30}$")
-_RECIPIENT_LINE = re.compile(r"^[ \t]+(?P<who>\S+)(?:[ \t]+(?:-[ \t]*|\()(?P<why>[^)\n]*)\)?)?"
-                             r"[ \t]*$")
+_RECIPIENT_LINE = re.compile(r"^[ \t]*(?P<who>[^\s()]+)(?:[ \t]+(?:-[ \t]*|\()"
+                             r"(?P<why>[^)\n]*)\)?)?[ \t]*$")
 _MAX_LINES = 200  # recipients listed under one heading
 # AOL's fixed causes, each meaning one reason.
 _HINTS = (

@@ -46,8 +46,11 @@ OPENING = re.compile(
     re.I,
 )
 # "kijitora@example.com on 4/29/2008 1:23 PM" (the address may be quoted; "am" in German).
+# Exchange 5.5 writes a one-off recipient as its X.400 address, the Internet address in the
+# domain-defined attribute: "c=US;a= ;p=Acme;o=Site;dda:SMTP=jo@example.com; on ...".
 RECIPIENT_LINE = re.compile(
-    r"^\s*['\"]?(?:SMTP:)?(?P<address>[^\s'\"<>]+@[^\s'\"<>]+?)['\"]?\s+(?:on|am)\s+\S",
+    r"^\s*(?:[^\n]{0,200}?\bdda:(?:SMTP|RFC-822)=)?['\"]?(?:SMTP:)?"
+    r"(?P<address>[^\s'\"<>;]+@[^\s'\"<>;]+?)['\"]?;?\s+(?:on|am)\s+\S",
     re.I)
 # The MTS-ID lines say nothing about the failure.
 MTS_ID = re.compile(r"^\s*(?:The MTS-ID of the original message is:|;l=)", re.I)
@@ -93,6 +96,7 @@ def _from_exchange(message: Part) -> bool:
         if name in message and (pattern is None or pattern.search(message.get(name))):
             return True
     return any("Internet Mail Service" in value or "Microsoft Exchange" in value
+               or "Microsoft SMTPSVC" in value  # the SMTP service of Exchange 2000/2003
                for value in message.get_all("received")[:3])
 
 

@@ -28,7 +28,7 @@ _WARNING = re.compile(r"has not (?:yet )?been delivered|YOU DO NOT NEED TO RESEN
 # decides.
 _PERMANENT = re.compile(r"PERMANENT fatal|permanent(?:ly)? (?:fatal|fail)", re.I)
 # A log line: "Thu 2004-08-19 10:36:00: " then the entry.
-_STAMP = re.compile(r"^[ \t]*(?:\w{3} )?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?:[ \t]*")
+_STAMP = re.compile(r"^[ \t]*(?:\w{3} )?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?:?[ \t]*")
 _NAMED = re.compile(r"^\*[ \t]+To:[ \t]*<?([^\s<>]+@[^\s<>]+?)>?[ \t]*$", re.I)
 _RCPT = re.compile(r"^-->[ \t]*RCPT TO:[ \t]*<([^<>\s]+)>", re.I)
 _COMMAND = re.compile(r"^-->[ \t]*(\S+)")

@@ -26,8 +26,9 @@ _INVOKED_FOR_BOUNCE = re.compile(r"invoked for bounce", re.I)
 # Where the copy of the message starts (qmail, indimail).
 _ORIGINAL = re.compile(r"^-{2,} ?(?:Below this line is|Enclosed is) a copy of the message",
                        re.I | re.M)
-# A recipient paragraph opens with "<address>:" on a line of its own (QSBMF section 3).
-_RECIPIENT = re.compile(r"^<([^<>\s]+@[^<>\s]+)>:\s*$", re.M)
+# A recipient paragraph opens with "<address>:" on a line of its own (QSBMF section 3);
+# some patched qmail-send write the first sentence on the same line.
+_RECIPIENT = re.compile(r"^<([^<>\s]+@[^<>\s]+)>:[ \t]*", re.M)
 # qmail's status: "(#5.1.1)".
 _STATUS = re.compile(r"\(#([245]\.\d{1,3}\.\d{1,3})\)")
 # The remote server's words: "Remote host said: 550 ..." (qmail-remote) or

@@ -20,7 +20,8 @@ NAME = "x2"
 _HEADING = re.compile(r"^Unable to deliver message to the following address\(es\)\.?\s*$",
                       re.I | re.M)
 _END = re.compile(r"^-+ ?Original message follows", re.I | re.M)
-_BLOCK = re.compile(r"^<([^\s<>]+@[^\s<>]+)>:[ \t]*\n(.*?)(?=^<[^\s<>]+@[^\s<>]+>:|\Z)",
+# "<a@b>:" then the reason on the next lines (or, in some versions, on the same line).
+_BLOCK = re.compile(r"^<([^\s<>]+@[^\s<>]+)>:[ \t]*(.*?)(?=^<[^\s<>]+@[^\s<>]+>:|\Z)",
                     re.M | re.S)
 
 

@@ -1,53 +1,48 @@
-"""X.400 gateways' non-delivery notifications rendered as text (RFC 2156 / MIXER gateways of
-public administrations, Exchange 5.5 and ISOCOR-style connectors, 1993-2005).
+"""X.400 gateways' non-delivery notifications rendered as text (RFC 1327/2156 gateways of
+public administrations and universities, the ISODE PP MTA, Exchange and other connectors,
+1990-2005).
 
 An X.400 non-delivery report states, per recipient, a reason code and a diagnostic code
-(ITU-T X.411 NonDeliveryReasonCode and NonDeliveryDiagnosticCode); gateways print them by
-name, often with the number: "Reason: unable-to-transfer (1)", "Diagnostic:
-unrecognised-OR-name (0)", next to "Recipient:" with the Internet address and the O/R name.
-The diagnostic names the cause; the reason alone only says whether the message was
-transferred.
+(ITU-T X.411 NonDeliveryReasonCode and NonDeliveryDiagnosticCode); the diagnostic names the
+cause, and `phrases` knows the names. Gateways print them two ways:
+
+    Recipient:   hans.meier@bamt.bund-muster.example
+    Reason:      unable-to-transfer (1)
+    Diagnostic:  unrecognised-OR-name (0)
+
+or, as PP does, "Your message was not delivered to: <recipient> for the following reason:
+Diagnostic was Unable to transfer, Unrecognised ORName". A recipient may be written as an
+O/R address that carries the Internet address in a domain-defined attribute
+("/DDA:RFC-822=hans.meier(a)example.de/", "dda:SMTP=hans.meier@example.de"), with X.400's
+"(a)" for "@".
 """
 
 from __future__ import annotations
 
 import re
 
-from ...report import Action, Reason
+from ...report import Action
+from .. import phrases
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from . import dsnplus
-from .textreport import findings_of, plain_notice
+from .textreport import findings_of, plain_notice, unfold
 
 NAME = "x400"
 
-_TITLE = re.compile(r"non-?delivery (?:notification|report|notice)", re.I)
+_TITLE = re.compile(r"non-?delivery (?:notification|report|notice)|"
+                    r"This report relates to your message", re.I)
 _FIELD = re.compile(r"^[ \t]*(Recipient|Intended recipient|Reason|Diagnostic|"
                     r"Diagnostic code|Supplementary information)[ \t]*:[ \t]*(.*)$", re.I)
-# X.411 NonDeliveryDiagnosticCode names (spelt with hyphens, spaces or underscores; British or
-# American "unrecognised") -> what each says of the recipient.
-_DIAGNOSTICS: tuple[tuple[re.Pattern[str], Reason], ...] = (
-    (re.compile(r"unrecogni[sz]ed[- _]?o/?r[- _]?name|ambiguous[- _]o/?r[- _]?name", re.I),
-     Reason.USERUNKNOWN),
-    (re.compile(r"recipient[- _]unavailable", re.I), Reason.SUSPEND),
-    (re.compile(r"mts[- _]congestion", re.I), Reason.SYSTEMFULL),
-    (re.compile(r"(?:redirection[- _])?loop[- _]detected", re.I), Reason.NETWORKERROR),
-    (re.compile(r"maximum[- _]time[- _]expired|transfer[- _]attempts[- _]limit[- _]reached",
-                re.I), Reason.EXPIRED),
-    (re.compile(r"content[- _]too[- _]long|size[- _]constraint[- _]violation", re.I),
-     Reason.MESGTOOBIG),
-    (re.compile(r"encoded[- _]information[- _]types[- _]unsupported|conversion[- _]"
-                r"(?:impractical|with[- _]loss[- _]prohibited)|implicit[- _]conversion|"
-                r"content[- _](?:syntax[- _]error|type[- _]not[- _]supported)|line[- _]too[- _]"
-                r"long", re.I), Reason.CONTENTERROR),
-    (re.compile(r"too[- _]many[- _]recipients", re.I), Reason.TOOMANYCONN),
-    (re.compile(r"no[- _]bilateral[- _]agreement|no[- _]dl[- _]submit[- _]permission|"
-                r"dl[- _]expansion[- _]prohibited|recipient[- _]reassignment[- _]prohibited",
-                re.I), Reason.POLICYVIOLATION),
-    (re.compile(r"secure[- _]messaging[- _]error", re.I), Reason.SECURITYERROR),
-    (re.compile(r"protocol[- _]violation|invalid[- _]arguments", re.I), Reason.SYSTEMERROR),
-)
+# PP: "Your message was not delivered to:" <recipients> "for the following reason:" <why>.
+_PP = re.compile(r"^[ \t]*Your message was not delivered to:[ \t]*\n(?P<who>(?:[ \t]+\S[^\n]*\n)"
+                 r"{1,50})[ \t]*for the following reason:[ \t]*\n(?P<why>(?:[ \t]+\S[^\n]*\n?)"
+                 r"{1,20})", re.I | re.M)
+# The Internet address inside an O/R address: RFC-822 or SMTP domain-defined attribute.
+_DDA = re.compile(r"dda[:.]\s*(?:rfc-?822|smtp)\s*=\s*([^/;\s]+)", re.I)
+_X400_SPECIALS = (("(a)", "@"), ("(p)", "%"), ("(b)", "!"), ("(q)", '"'), ("(u)", "_"),
+                  ("(l)", "("), ("(r)", ")"))
 
 
 def analyze(message: Part) -> Findings | None:
@@ -56,24 +51,48 @@ def analyze(message: Part) -> Findings | None:
         return None
     if not dsnplus.sent_by_mail_system(message):
         return None
+    failures = _fields(notice[:20000]) or _pp(notice[:20000])
+    if not any(phrases.match(f.diagnostic) for f in failures):
+        return None  # no X.411 cause: some other report that calls itself a non-delivery
+    findings = dsnplus.standard_report(message, NAME, "X.400 gateway report")
+    if findings is not None:
+        return dsnplus.complete(findings, failures)
+    return findings_of(NAME, "X.400 non-delivery notification", failures, message, notice)
+
+
+def internet_address(text: str) -> str:
+    """The Internet address a recipient field holds, plain or inside an O/R address."""
+    dda = _DDA.search(text)
+    if dda is None:
+        return normalize_address(text)
+    value = dda.group(1)
+    for special, char in _X400_SPECIALS:
+        value = value.replace(special, char).replace(special.upper(), char)
+    return normalize_address(value)
+
+
+def _fields(notice: str) -> list[Failure]:
+    """"Recipient:" opens a recipient; "Reason:" and "Diagnostic:" lines are its cause."""
     failures: list[Failure] = []
     current: Failure | None = None
-    for line in notice[:20000].split("\n"):
+    for line in notice.split("\n"):
         field = _FIELD.match(line)
         if field is None:
             continue
         name, value = field.group(1).lower(), field.group(2).strip()
         if "recipient" in name:
-            address = normalize_address(value)
+            address = internet_address(value)
             current = Failure(address=address, action=Action.FAILED) if address else None
             if current is not None:
                 failures.append(current)
-        elif current is not None and name.startswith("diagnostic"):
-            current.diagnostic = f"{current.diagnostic} {value}".strip()
-            current.reason_hint = next(
-                (str(reason) for pattern, reason in _DIAGNOSTICS if pattern.search(value)), "")
         elif current is not None:
             current.diagnostic = f"{current.diagnostic} {value}".strip()
-    if not any(f.reason_hint for f in failures):
-        return None  # no X.411 diagnostic: some other report titled "non-delivery"
-    return findings_of(NAME, "X.400 non-delivery notification", failures, message, notice)
+    return failures
+
+
+def _pp(notice: str) -> list[Failure]:
+    """PP's paragraphs: the recipients, then the reason they share."""
+    return [Failure(address=address, action=Action.FAILED, diagnostic=unfold(found.group("why")))
+            for found in _PP.finditer(notice)
+            for line in found.group("who").split("\n")
+            for address in (internet_address(line.strip()),) if address]
