@@ -34,8 +34,10 @@ _MAX_LINES = 200  # recipients listed under one heading
 # AOL's fixed causes, each meaning one reason.
 _HINTS = (
     (Reason.FILTERED, re.compile(r"not accepting (?:e-?)?mail from", re.I)),  # Mail Controls
-    (Reason.USERUNKNOWN, re.compile(r"not (?:AOL|America Online) (?:members|users|screen ?names)"
-                                    r"|not (?:valid|registered) (?:AOL )?screen ?names", re.I)),
+    # "they are not AOL members" (CompuServe 2000 and Netscape.net ran on the same system).
+    (Reason.USERUNKNOWN, re.compile(r"\bnot (?:valid |registered )?(?:AOL |America Online |"
+                                    r"CompuServe(?: 2000)? |Netscape )?(?:members|users|"
+                                    r"screen ?names)\b", re.I)),
 )
 
 
