@@ -85,7 +85,17 @@ def find_addresses(text: str) -> list[str]:
     """Every distinct address in a text, in order, normalised."""
     seen: dict[str, None] = {}
     for match in ADDRESS_IN_TEXT.finditer(text):
-        address = normalize_address(match.group(0).strip("."))
+        address = normalize_address(_unquoted(match.group(0).strip(".")))
         if address:
             seen.setdefault(address, None)
     return list(seen)
+
+
+def _unquoted(candidate: str) -> str:
+    """An address that a reply quotes right after other text ("550-'jo@example.com... No
+    such user'") without that text; an apostrophe inside a name (o'brien@) stays."""
+    local, _, domain = candidate.rpartition("@")
+    before, quote, after = local.rpartition("'")
+    if quote and after and (not before or not before[-1].isalpha()):
+        return f"{after}@{domain}"
+    return candidate

@@ -27,6 +27,8 @@ _HINTS = (
     (Reason.MAILBOXFULL, re.compile(r"mailbox exceeds allowed size", re.I)),
     (Reason.EXPIRED, re.compile(r"delivery failed \d+ attempts", re.I)),
     (Reason.HOSTUNKNOWN, re.compile(r"^host unknown", re.I)),
+    # The local delivery found no such account ("final delivery" is IMail's own mailbox).
+    (Reason.USERUNKNOWN, re.compile(r"^invalid final delivery userid", re.I)),
 )
 
 
