@@ -245,7 +245,8 @@ PHRASES: list[tuple[Reason, str]] = [
                       r"(?:the|our|this) (?:university|college|school|company|organi[sz]ation|"
                       r"firm)"),  # campus and company hubs: left, no forwarding address
     (Reason.MAILBOXFULL, r"mailbox(?:es)? (?:is |are )?full|"
-                         r"over ?(?:storage |disk |mailbox )?quota|"
+                         r"over ?(?:the |their |its |his |her )?(?:allowed |storage |disk |"
+                         r"mailbox )?quota|"
                          r"quota (?:limit )?(?:exceeded|full)|"
                          r"exceed(?:ed|s)? (?:the |his |her |their )?(?:storage|quota|mailbox)|"
                          r"mailbox size limit|(?:mailbox )?storage (?:limit|full)|"

@@ -91,4 +91,9 @@ def _member_domain(message: Part) -> str:
     if found is None:
         return ""
     labels = found.group(0).rpartition("@")[2].lower().rstrip(".>").split(".")
-    return ".".join(labels[-2:]) if len(labels) >= 2 else ""
+    # A country's second level ("aol.co.uk") keeps one label more.
+    keep = 3 if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL else 2
+    return ".".join(labels[-keep:]) if len(labels) >= 2 else ""
+
+
+_SECOND_LEVEL = frozenset({"co", "com", "net", "org", "ne", "or", "ac", "gov"})
