@@ -298,3 +298,23 @@ def test_a_persons_copy_is_not_claimed(module, raw: bytes) -> None:
     assert formats.analyze_known(parse_message(pasted)) is None
     report = analyze(pasted)
     assert [r for r in report.recipients if r.action in (Action.FAILED, Action.DELAYED)] == []
+
+
+ONE_PARAGRAPH = """\
+From: Mail Delivery System <MAILER-DAEMON@mail.example.edu>
+To: orders@example.org
+Subject: Returned mail
+
+Mail for joe@example.edu was returned.
+This account is no longer in use.
+"""
+
+
+def test_a_copy_saved_without_its_envelope_stands_for_the_null_sender() -> None:
+    """Archives lose the Return-Path the delivering MTA adds; a real envelope sender that is
+    not a mail system's still keeps the thinnest readers away (a forged notice)."""
+    saved = analyze(ONE_PARAGRAPH.encode())
+    assert [(r.address, r.reason) for r in saved.recipients] == [
+        ("joe@example.edu", Reason.USERUNKNOWN)]
+    forged = analyze(("Return-Path: <promo@example.net>\n" + ONE_PARAGRAPH).encode())
+    assert forged.recipients == []

@@ -65,9 +65,15 @@ class Notice:
     @property
     def states_itself(self) -> bool:
         """Sent from the null return path, not by a self-declared auto-responder: what the
-        thinnest readers need besides their words (RFC 3834 replies are not reports)."""
-        return null_return_path(self.message) and not auto_submitted(
-            self.message).startswith("auto-replied")
+        thinnest readers need besides their words (RFC 3834 replies are not reports).
+
+        A message with no Return-Path at all was saved without its envelope (archives and
+        backfills of old mailboxes): the delivering MTA always adds one, so a sender cannot
+        take it away; then a mail system's From stands for the null return path."""
+        saved_without_envelope = "return-path" not in self.message and from_mail_system(
+            self.message)
+        return (null_return_path(self.message) or saved_without_envelope) and not \
+            auto_submitted(self.message).startswith("auto-replied")
 
 
 def analyze(message: Part) -> Findings | None:
