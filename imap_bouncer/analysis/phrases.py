@@ -347,6 +347,9 @@ PHRASES: list[tuple[Reason, str]] = [
     (Reason.CONTENTERROR, r"8-?bit data|message content rejected|content (?:not allowed|rejected)|"
                           r"duplicate header|improper use|invalid (?:mime|content|character)"),
                           # Sendmail 5.6.x, Amazon SES
+    (Reason.CONTENTERROR, r"(?:don't|do not) accept messages of mime content-type"),  # ezmlm
+    (Reason.POLICYVIOLATION, r"list address must be in to: or cc:|"  # ezmlm-reject's rules
+                             r"(?:need|requires?) a non-?empty subject"),
     (Reason.FILTERED, r"recipient preferences|\bfiltered\b|\bfilter(?:ing)? (?:rule|policy)|"
                       r"refused by (?:the )?recipient|rejected by recipient|"  # Facebook
                       r"blocked - user (?:domain )?entry|"  # Mimecast: the recipient's own block
