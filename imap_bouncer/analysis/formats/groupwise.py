@@ -30,7 +30,8 @@ NAME = "groupwise"
 
 _HEADING = re.compile(r"^[ \t]*The message that you sent was (?:undeliverable|not delivered) "
                       r"to the following:?[ \t]*$", re.I | re.M)
-_LINE = re.compile(r"^[ \t]+<?(?P<who>[^\s()<>]{1,256}?)>?[ \t]*(?:\((?P<why>[^\n]{0,500})\))?"
+# A recipient line, indented (some relays strip the tab), the cause in parentheses.
+_LINE = re.compile(r"^[ \t]*<?(?P<who>[^\s()<>]{1,256}?)>?[ \t]*(?:\((?P<why>[^\n]{0,500})\))?"
                    r"[ \t]*$")
 _MAX_LINES = 500
 
@@ -64,6 +65,8 @@ def _recipients(text: str, returned: dict[str, str]) -> list[Failure]:
         if found is None:
             break
         who = found.group("who")
+        if not line[:1].isspace() and not found.group("why"):
+            break  # an unindented word without a cause is the notice's own text
         address = normalize_address(who) if "@" in who else returned.get(who.lower(), "")
         if address:
             failures.append(Failure(address=address, action=Action.FAILED,

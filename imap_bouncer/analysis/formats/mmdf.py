@@ -22,10 +22,9 @@ from .textreport import findings_of, plain_notice, unfold
 
 NAME = "mmdf"
 
-# 'a@b (Name)' ... for the following reason: 'words' (the quotes may hold quotes).
+# 'a@b (Name)' ... for the following reason: 'words' (double quotes inside, maybe wrapped).
 _FOR_REASON = re.compile(r"could not be delivered to\s+'(?P<who>[^'\n]{3,300})'\s+"
-                         r"for the following reason:\s*'(?P<why>[^\n]{0,600})'[ \t]*$",
-                         re.I | re.M)
+                         r"for the following reason:\s*'(?P<why>[^']{0,600})'", re.I)
 _AFTER_DAYS = re.compile(r"(?P<failed>failed to be received by|"
                          r"(?P<pending>delivery attempts are still pending for)) "
                          r"the following address\(es\):", re.I)
