@@ -49,8 +49,8 @@ OPENING = re.compile(
 # Exchange 5.5 writes a one-off recipient as its X.400 address, the Internet address in the
 # domain-defined attribute: "c=US;a= ;p=Acme;o=Site;dda:SMTP=jo@example.com; on ...".
 RECIPIENT_LINE = re.compile(
-    r"^\s*(?:[^\n]{0,200}?\bdda:(?:SMTP|RFC-822)=)?['\"]?(?:SMTP:)?"
-    r"(?P<address>[^\s'\"<>;]+@[^\s'\"<>;]+?)['\"]?;?\s+(?:on|am)\s+\S",
+    r"^\s*(?:[^\n]{0,200}?\b(?:dda:)?(?:SMTP|RFC-822)=)?['\"<]?(?:SMTP:)?"
+    r"(?P<address>[^\s'\"<>;]+@[^\s'\"<>;]+?)['\">]?;?\s+(?:on|am)\s+\S",
     re.I)
 # The MTS-ID lines say nothing about the failure.
 MTS_ID = re.compile(r"^\s*(?:The MTS-ID of the original message is:|;l=)", re.I)
