@@ -264,7 +264,9 @@ PHRASES: list[tuple[Reason, str]] = [
                          r"mailbox exceeds (?:the )?(?:allowed|maximum) size|"  # IMail
                          r"quota violation|"  # EarthLink
                          r"邮箱(?:空间)?已满|caixa (?:postal|de correio).{0,40}cheia|"  # zh, pt
-                         r"casella (?:postale |di posta )?piena|buz[oó]n .{0,30}lleno"),  # it, es
+                         r"casella (?:postale |di posta )?piena|buz[oó]n .{0,30}lleno|"  # it, es
+                         r"bo[iî]te (?:aux lettres|de r[ée]ception) (?:est )?pleine|"  # fr
+                         r"postfach (?:ist )?(?:voll|überfüllt)"),  # de
     (Reason.EXCEEDLIMIT, r"exceeds? (?:the )?(?:recipient's|user's|mailbox) size limit|"
                          r"length exceeds limit set by recipient"),  # Amazon SES 5.2.3
     (Reason.EXCEEDLIMIT, r"message length exceeds administrative limit|"  # RFC 3463 5.2.3 wording
@@ -341,6 +343,10 @@ PHRASES: list[tuple[Reason, str]] = [
                          r"utente (?:non esiste|inesistente|sconosciuto)|"  # Italian
                          r"indirizzo inesistente|"  # Italian
                          r"usu[aá]rio inexistente|用户不存在|"  # pt, zh
+                         r"(?:utilisateur|destinataire) inconnu|adresse (?:destinataire )?inconnue|"
+                         r"(?:empf(?:ä|ae)nger|benutzer) (?:ist )?unbekannt|"  # fr, de
+                         r"unbekannte[rn]? (?:empf(?:ä|ae)nger|benutzer)|"
+                         r"usuario (?:desconocido|inexistente)|"  # es
                          r"number (?:\S+ ){0,3}(?:is )?not in service|unknown subscriber|"  # SMS
                          r"(?:address|account|mailbox) (?:is )?no longer (?:in use|valid)"),
     # --- policy, filters, protocol --------------------------------------------------------------
