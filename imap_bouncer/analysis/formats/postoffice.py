@@ -1,5 +1,6 @@
-"""Software.com Post.Office (1996-2001; mail.com, many ISPs): "Mail System Error - Returned
-Mail" notices.
+"""Software.com Post.Office (1996-2001; mail.com, many ISPs) and the servers that kept its
+wording (Netscape Mail/Messaging Server 2-3, Openwave InterMail): "Mail System Error -
+Returned Mail" notices.
 
 "This Message was undeliverable due to the following reason:" then one fixed paragraph that
 states the cause, and either one block per recipient ("Recipient: <a@b>" and "Reason: <the
