@@ -27,7 +27,6 @@ MAILER_SENDERS = re.compile(
     r"mailer-daemon|postmaster|mail delivery (?:subsystem|system|service)|mail-daemon|"
     r"mail administrator|mailadmin|internet mail delivery|delivery ?status|"
     r"post_master|"  # Apache James
-    r"\bmdaemon@|\bmmdf@|"  # MDaemon's and MMDF's own notices
     r"microsoftexchange329e71ec88ae4615bbc36ab6ce41109e|"  # Exchange's system mailbox
     r"\bmaildelivery|no-?reply-?bounce|\bbounce[sd]?@",
     re.I,

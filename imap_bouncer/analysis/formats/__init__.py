@@ -140,8 +140,8 @@ KNOWN: tuple[ModuleType, ...] = (
 # person's words (a rewritten From): they ask the same question.
 WORDS_ONLY = {"x1", "x2", "x3", "x6", "dragonfly", "domino", "notes", "v5sendmail", "jamesmta",
              "mailfoundry", "messagingserver", "qmail", "exim", "sendmail", "postfix", "courier",
-             "powermta", "gmail", "yahoo", "aol", "compuserve", "mdaemon", "mmdf", "mssmtpsvc",
-             "postoffice", "smail", "x400", "groupwise"}
+             "powermta", "gmail", "yahoo", "aol", "compuserve", "mssmtpsvc", "postoffice", "smail",
+             "x400", "groupwise"}
 
 
 def analyze_known(message: Part) -> Findings | None:

@@ -15,6 +15,7 @@ from ...report import Action
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
+from ..origin import carries_program, from_list
 from . import dsnplus
 from .textreport import findings_of, plain_notice
 
@@ -39,7 +40,10 @@ _ERROR = re.compile(r"^\*[ \t]+(?:Error|Unable|Socket error)\b:?[ \t]*(.*)$", re
 def analyze(message: Part) -> Findings | None:
     if "x-mdaemon-deliver-to" not in message and "mdaemon" not in message.get("from").lower():
         return None
-    if not dsnplus.sent_by_mail_system(message, "mdaemon"):
+    # Its own sender (MDaemon@host) is no mail-system name the chain knows, so this module
+    # asks what `origin.machine_sent` would: no list's post, no program attached.
+    if not dsnplus.sent_by_mail_system(message, "mdaemon") or from_list(message) \
+            or carries_program(message):
         return None
     notice = plain_notice(message)
     transcript = _TRANSCRIPT.search(notice[:100000])

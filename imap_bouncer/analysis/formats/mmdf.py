@@ -17,6 +17,7 @@ from ...report import Action, Reason
 from ..addresses import ADDRESS_IN_TEXT, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
+from ..origin import carries_program, from_list
 from . import dsnplus
 from .textreport import findings_of, plain_notice, unfold
 
@@ -34,7 +35,10 @@ _BEGINS = re.compile(r"^\s*Your message begins as follows:", re.I | re.M)
 
 
 def analyze(message: Part) -> Findings | None:
-    if not dsnplus.sent_by_mail_system(message, "mmdf"):
+    # "MMDF Mail System <mmdf@host>" is no mail-system name the chain knows, so this module
+    # asks what `origin.machine_sent` would: no list's post, no program attached.
+    if not dsnplus.sent_by_mail_system(message, "mmdf") or from_list(message) \
+            or carries_program(message):
         return None
     notice = plain_notice(message)
     begins = _BEGINS.search(notice)
