@@ -42,9 +42,10 @@ _HINTS = (
 
 
 def analyze(message: Part) -> Findings | None:
-    if not dsnplus.sent_by_mail_system(message):
-        return None
     notice = plain_notice(message)
+    if "the following recipients could not be delivered" not in notice[:20000] \
+            or not dsnplus.sent_by_mail_system(message):
+        return None  # the heading's fixed words, as AOL writes them
     headings = list(_HEADING.finditer(notice[:20000]))
     if not headings:
         return None

@@ -68,6 +68,8 @@ def analyze(message: Part) -> Findings | None:
 
 def _failure_report(message: Part, notice: str) -> Findings | None:
     """Notes' Delivery Failure Report form: each recipient with the reason beside it."""
+    if "was not delivered to:" not in notice[:10000]:
+        return None
     failures = [Failure(address=address, action=Action.FAILED, diagnostic=reason,
                         reason_hint=hint_for(reason, _HINTS))
                 for each in _FAILURE_REPORT.finditer(notice[:10000])

@@ -52,10 +52,10 @@ def analyze(message: Part) -> Findings | None:
 
 
 def _groupwise(message: Part) -> bool:
-    """GroupWise's own stamp: its X-Mailer, or its Received line."""
-    if "groupwise" in message.get("x-mailer").lower():
+    """GroupWise's own stamp: its X-Mailer, or its Received line (as GroupWise writes them)."""
+    if "GroupWise" in message.get("x-mailer"):
         return True
-    return any("novell_groupwise" in value.lower() for value in message.get_all("received"))
+    return any("Novell_GroupWise" in value for value in message.get_all("received"))
 
 
 def _recipients(text: str, returned: dict[str, str]) -> list[Failure]:

@@ -41,6 +41,8 @@ _HINTS = (
 
 def analyze(message: Part) -> Findings | None:
     notice = plain_notice(message)
+    if "due to the following reason" not in notice[:3000]:
+        return None
     opening = _OPENING.search(notice[:3000])
     if opening is None or not dsnplus.sent_by_mail_system(message):
         return None

@@ -30,6 +30,8 @@ _LINE = re.compile(r"^[ \t]*<?(?P<address>[^\s<>@]+@[^\s<>@]+?)>?[ \t]+\.\.\.[ \
 
 def analyze(message: Part) -> Findings | None:
     notice = notice_text(message)
+    if "ailed addresses follow" not in notice[:10000]:
+        return None
     heading = _FAILED.search(notice[:10000])
     if heading is None:
         return None

@@ -39,9 +39,11 @@ def plain_notice(message: Part) -> str:
     """The first text/plain part outside attached messages, or "" when there is none.
 
     These formats are all plain text; an HTML-only message is none of theirs, and skipping
-    the HTML-to-text conversion keeps their guards cheap on ordinary mail.
+    the HTML-to-text conversion keeps their guards cheap on ordinary mail. Kept on the
+    message: most format guards ask for it.
     """
-    parts = text_parts(message)
-    if not parts or parts[0].content_type != "text/plain":
-        return ""
-    return parts[0].text
+    if "plain_notice" not in message.derived:
+        parts = text_parts(message)
+        plain = parts and parts[0].content_type == "text/plain"
+        message.derived["plain_notice"] = parts[0].text if plain else ""
+    return message.derived["plain_notice"]  # type: ignore[return-value]

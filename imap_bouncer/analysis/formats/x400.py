@@ -47,6 +47,8 @@ _X400_SPECIALS = (("(a)", "@"), ("(p)", "%"), ("(b)", "!"), ("(q)", '"'), ("(u)"
 
 def analyze(message: Part) -> Findings | None:
     notice = plain_notice(message)
+    if "iagnostic" not in notice[:20000]:
+        return None  # every rendering names the X.411 diagnostic
     if not _TITLE.search(message.decoded("subject")) and not _TITLE.search(notice[:1500]):
         return None
     if not dsnplus.sent_by_mail_system(message):
