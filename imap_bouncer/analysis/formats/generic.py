@@ -120,9 +120,9 @@ def _blocks(notice: Notice) -> Found:
 _LEAD_IN = re.compile(
     r"(?:failed to deliver|could not (?:be )?deliver(?:ed)?|(?:was|were|has|have) not (?:been )?"
     r"delivered|unable to deliver|delivery (?:has )?failed|your (?:e-?mail|message) to|"
-    r"ihre (?:nachricht|e-?mail|mail) an|votre (?:message|courrier) (?:à|a|pour)|"  # de, fr
+    r"ihre (?:nachricht|e-?mail|mail) an|votre (?:message|courrier) (?:à|pour)|"  # de, fr
     r"su (?:mensaje|correo) (?:a|para)|il (?:suo|vostro) messaggio (?:a|per)|"  # es, it
-    r"sua mensagem (?:a|para))"  # pt
+    r"sua mensagem para)"  # pt; not French "votre message a": that "a" is "has"
     r"\b[^@\n]{0,30}$", re.I)  # ...then at most a few characters up to the address
 _BLOCK_LINES = 5  # lines after the lead-in that can still be its cause
 

@@ -35,12 +35,12 @@ _BEGINS = re.compile(r"^\s*Your message begins as follows:", re.I | re.M)
 
 
 def analyze(message: Part) -> Findings | None:
-    # "MMDF Mail System <mmdf@host>" is no mail-system name the chain knows, so this module
-    # asks what `origin.machine_sent` would: no list's post, no program attached.
     notice = plain_notice(message)
     head = notice[:20000]
     if "for the following reason" not in head and "following address(es)" not in head:
         return None  # neither of MMDF's sentences: skip the rest
+    # "MMDF Mail System <mmdf@host>" is no mail-system name the chain knows, so this module
+    # asks what `origin.machine_sent` would: no list's post, no program attached.
     if not dsnplus.sent_by_mail_system(message, "mmdf") or from_list(message) \
             or carries_program(message):
         return None
