@@ -347,6 +347,7 @@ PHRASES: list[tuple[Reason, str]] = [
                          r"(?:empf(?:ä|ae)nger|benutzer) (?:ist )?unbekannt|"  # fr, de
                          r"unbekannte[rn]? (?:empf(?:ä|ae)nger|benutzer)|"
                          r"usuario (?:desconocido|inexistente)|"  # es
+                         r"name was not found at the (?:remote|local) site|"  # FirstClass
                          r"number (?:\S+ ){0,3}(?:is )?not in service|unknown subscriber|"  # SMS
                          r"(?:address|account|mailbox) (?:is )?no longer (?:in use|valid)"),
     # --- policy, filters, protocol --------------------------------------------------------------
