@@ -318,3 +318,9 @@ def test_a_copy_saved_without_its_envelope_stands_for_the_null_sender() -> None:
         ("joe@example.edu", Reason.USERUNKNOWN)]
     forged = analyze(("Return-Path: <promo@example.net>\n" + ONE_PARAGRAPH).encode())
     assert forged.recipients == []
+
+
+@pytest.mark.parametrize("return_path", ["<MAILER-DAEMON>", "<mailer-daemon@mx.example.edu>"])
+def test_the_null_sender_as_some_mtas_render_it(return_path: str) -> None:
+    report = analyze((f"Return-Path: {return_path}\n" + ONE_PARAGRAPH).encode())
+    assert [r.address for r in report.recipients] == ["joe@example.edu"]

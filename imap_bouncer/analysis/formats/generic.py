@@ -69,11 +69,18 @@ class Notice:
 
         A message with no Return-Path at all was saved without its envelope (archives and
         backfills of old mailboxes): the delivering MTA always adds one, so a sender cannot
-        take it away; then a mail system's From stands for the null return path."""
+        take it away; then a mail system's From stands for the null return path. So does a
+        null path as some MTAs render it ("<MAILER-DAEMON>")."""
         saved_without_envelope = "return-path" not in self.message and from_mail_system(
             self.message)
-        return (null_return_path(self.message) or saved_without_envelope) and not \
-            auto_submitted(self.message).startswith("auto-replied")
+        return (null_return_path(self.message) or saved_without_envelope
+                or _RENDERED_NULL.match(self.message.get("return-path").strip()) is not None) \
+            and not auto_submitted(self.message).startswith("auto-replied")
+
+
+# How some MTAs render the null reverse-path when they deliver a report: "<MAILER-DAEMON>"
+# (Sendmail's name for it), maybe with their host. No person's mail has it.
+_RENDERED_NULL = re.compile(r"^<\s*mailer-daemon(?:@[^\s<>@]+)?\s*>$", re.I)
 
 
 def analyze(message: Part) -> Findings | None:
