@@ -22,7 +22,7 @@ NAME = "aol"
 
 # "Your mail to the following recipients could not be delivered[ because <cause>]:", the
 # cause wrapped over a second line by some versions.
-_HEADING = re.compile(r"^[ \t]*Your mail to the following recipients could not be delivered"
+_HEADING = re.compile(r"^[ \t]*Your mail to the following recipients? could not be delivered"
                       r"(?:\s+because\s+(?P<cause>[^\n:]{0,300}(?:\n[^\n:]{1,300})?))?"
                       r"[ \t]*:[ \t]*$", re.I | re.M)
 # A recipient line: an address or a screen name (letters, digits, a few marks), maybe with
@@ -43,7 +43,7 @@ _HINTS = (
 
 def analyze(message: Part) -> Findings | None:
     notice = plain_notice(message)
-    if "the following recipients could not be delivered" not in notice[:20000] \
+    if "the following recipient" not in notice[:20000] \
             or not dsnplus.sent_by_mail_system(message):
         return None  # the heading's fixed words, as AOL writes them
     headings = list(_HEADING.finditer(notice[:20000]))

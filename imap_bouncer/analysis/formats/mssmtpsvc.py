@@ -39,7 +39,8 @@ _GROUP = re.compile(
     r"recipients?, because (?P<cause>[^\n]{0,400}))[ \t]*$", re.I | re.M)
 _OUTCOMES = {"failed": Action.FAILED, "has been delayed": Action.DELAYED,
              "was successful": Action.DELIVERED, "successfully relayed": Action.RELAYED}
-_RECIPIENT = re.compile(r"^[ \t]+<?(" + ADDRESS_IN_TEXT.pattern + r")>?[ \t]*$")
+# A recipient on a line of its own (indented; copies saved as text may lose the indent).
+_RECIPIENT = re.compile(r"^[ \t]*<?(" + ADDRESS_IN_TEXT.pattern + r")>?[ \t]*$")
 _MAX_LINES = 500
 # The service's fixed causes.
 _HINTS = ((re.compile(r"forwarded more than the maximum allowed times|mail loop", re.I),
