@@ -103,15 +103,19 @@ def _analyze(raw: bytes, options: Options) -> Report:
     report.feedback_type = findings.feedback_type
     report.user_agent = findings.user_agent
     report.autoreply_type = findings.autoreply_type
-    report.recipients = _recipients(findings, report.original)
+    report.recipients = _recipients(findings, report.original, (report.message_id,))
     report.kind = _kind(findings.kind, report.recipients)
     return report
 
 
-def _recipients(findings: Findings, original: Original) -> list[Recipient]:
+def _recipients(findings: Findings, original: Original,
+                message_ids: Sequence[str] = ()) -> list[Recipient]:
     recipients: list[Recipient] = []
     seen: dict[tuple[str, Action], Recipient] = {}
-    failures = findings.failures
+    # A Message-ID on a line of its own looks like an address in angle brackets; the report's
+    # and the original's own are never a recipient.
+    ids = {normalize_address(i) for i in (*message_ids, original.message_id)} - {""}
+    failures = [f for f in findings.failures if not f.address or f.address not in ids]
     if findings.kind in (Kind.BOUNCE, Kind.DELAY) and original.verp_recipient:
         # A report that says a delivery failed but not for whom: the VERP address says it.
         if not failures:
