@@ -2,47 +2,44 @@
 
 Exit codes: 0 done; 1 the work could not be done (connection, login, database, unreadable
 input); 2 bad settings or bad arguments, before anything connects.
+
+A process runs one command, and the MTA starts one per message (`ingest -`, `analyze -`): so
+each command imports the parts it needs itself, and `--version` or `analyze` never pay for
+the settings, the database, the IMAP client or the scheduler (tests/test_startup.py holds
+that, bench/startup.py times it).
 """
 
 from __future__ import annotations
 
-import csv
-import getpass
-import io
 import json
 import logging
-import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import peewee
 
-from . import __version__, handlers, ingest, models
-from .analysis import Options, analyze, verp_regex
-from .analysis.addresses import normalize_address
-from .handlers.outbox import OutboxJob, deliver_due
-from .handlers.webhooks import where as webhook_where
-from .ledger import Explanation, Ledger, LedgerError
-from .mailbox import CapabilityError, MailboxError
-from .models import schema_version
-from .policy import Policy, PolicyError, State
-from .report import Report, shown_address
-from .service import (
-    AnalysisPool,
-    MailboxService,
-    Outcome,
-    PassOptions,
-    PassSummary,
-    Reanalysis,
-    Runner,
-)
-from .settings import ImapSettings, Settings, SettingsError, load_settings
-from .sources import SourceError, iter_messages
+from . import __version__
+from .policy import State
+from .report import NO_RECIPIENT, shown_address
+
+if TYPE_CHECKING:
+    from .analysis import Options
+    from .handlers.outbox import OutboxJob
+    from .ledger import Explanation, Ledger
+    from .report import Report
+    from .service import (
+        AnalysisPool,
+        MailboxService,
+        Outcome,
+        PassOptions,
+        PassSummary,
+        Reanalysis,
+    )
+    from .settings import ImapSettings, Settings
+    from .sources import Input
 
 log = logging.getLogger("imap_bouncer")
 
@@ -65,6 +62,12 @@ def main() -> None:
 def analyze_command(paths: tuple[str, ...], as_json: bool, explain: bool,
                     verp_patterns: tuple[str, ...]) -> None:
     """Analyze message files, Maildirs, directories, mbox files or - (standard input)."""
+    from functools import partial
+
+    from .analysis import Options, verp_regex
+    from .fanout import ordered_map
+    from .sources import SourceError, iter_inputs
+
     try:
         options = Options(verp_patterns=verp_patterns)
         for pattern in verp_patterns:
@@ -72,26 +75,75 @@ def analyze_command(paths: tuple[str, ...], as_json: bool, explain: bool,
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     failed = False
+
+    def inputs():
+        nonlocal failed
+        for path in paths:
+            try:
+                yield from iter_inputs(path)
+            except SourceError as err:
+                click.echo(f"imap-bouncer: error: {err}", err=True)
+                failed = True
+
     out = sys.stdout
-    for path in paths:
-        try:
-            for source, raw in iter_messages(path):
-                report = analyze(raw, options)
-                if as_json:
-                    record = {"source": source, **report.to_dict(explain)}
-                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                else:
-                    out.write(format_report(source, report, explain))
-        except SourceError as err:
-            click.echo(f"imap-bouncer: error: {err}", err=True)
+    render = partial(analyzed, options=options, as_json=as_json, explain=explain)
+    for text, error in ordered_map(render, inputs()):
+        if error:
+            out.flush()
+            click.echo(f"imap-bouncer: error: {error}", err=True)
             failed = True
+        else:
+            out.write(text)
     out.flush()
     if failed:
         sys.exit(1)
 
 
-def format_report(source: str, report: Report, explain: bool) -> str:
-    """A readable block per message: the verdict, then a row per recipient."""
+def analyzed(item: Input, *, options: Options, as_json: bool, explain: bool) -> tuple[str, str]:
+    """One input read, analyzed and written out: (text, "") or ("", why it cannot be read).
+    Runs in a worker process for many inputs."""
+    from .analysis import analyze, why_unclaimed
+    from .sources import SourceError
+
+    try:
+        raw = item.read()
+    except SourceError as err:
+        return "", str(err)
+    report = analyze(raw, options)
+    if as_json:
+        record = {"source": item.source, **report.to_dict(explain)}
+        if explain and report.kind == "unknown":
+            record["unclaimed"] = why_unclaimed(raw)
+        return json.dumps(record, ensure_ascii=False) + "\n", ""
+    unclaimed = why_unclaimed(raw) if explain and report.kind == "unknown" else ()
+    return format_report(item.source, report, explain, unclaimed), ""
+
+
+# What a recipient's row says first: is the address to be suppressed, or was it the message?
+ADDRESS_BAD = "address bad"
+MESSAGE_REFUSED = "message refused"
+VERDICT_WIDTH = len(MESSAGE_REFUSED)
+REASON_WIDTH = 15  # the longest reason of the vocabulary (policyviolation, notcompliantrfc)
+CODE_WIDTH = 11  # "5.7.606 550"
+
+
+def verdict(kind: str, action: str, permanent: bool) -> str:
+    """The one word a person looks for: "address bad" (suppress it), "message refused" (the
+    address is fine; the message, its sender or the rate was refused), "delayed", or the
+    kind of a report that is no failure ("complaint", "auto-reply", "delivered")."""
+    if kind == "complaint":
+        return "complaint"
+    if kind == "autoreply":
+        return "auto-reply"
+    if action == "failed":
+        return ADDRESS_BAD if permanent else MESSAGE_REFUSED
+    return action
+
+
+def format_report(source: str, report: Report, explain: bool,
+                  unclaimed: Sequence[tuple[str, str]] = ()) -> str:
+    """A readable block per message: what it is, then a row per recipient: the verdict, the
+    reason and the codes in fixed columns, the address last (long ones wrap alone)."""
     lines = [f"{source}: {report.kind}" + (f" ({report.analyzer})" if report.analyzer else "")]
     if report.feedback_type:
         lines.append(f"  feedback-type: {report.feedback_type}  user-agent: {report.user_agent}")
@@ -99,15 +151,18 @@ def format_report(source: str, report: Report, explain: bool) -> str:
         lines.append(f"  autoreply-type: {report.autoreply_type}")
     if explain and report.evidence:
         lines.append(f"  why: {report.evidence}")
+    lines.extend(f"    {name}: {note}" for name, note in unclaimed)
     for r in report.recipients:
-        hard = "HARD" if r.permanent else "soft"
-        code = " ".join(x for x in (r.status, r.smtp_code) if x)
-        lines.append(f"  {shown_address(r.address):<40} {r.action:<9} {code:<12} "
-                     f"{r.reason:<16} {hard}")
+        code = " ".join(x for x in (r.status, r.smtp_code) if x) or "-"
+        lines.append(f"  {verdict(report.kind, r.action, r.permanent):<{VERDICT_WIDTH}}  "
+                     f"{r.reason:<{REASON_WIDTH}}  {code:<{CODE_WIDTH}}  "
+                     f"{r.address or NO_RECIPIENT}")
         if explain:
             if r.diagnostic:
                 lines.append(f"      said: {r.diagnostic[:200]}")
             lines.append(f"      why:  {r.evidence}")
+    if not report.recipients and report.kind in ("bounce", "delay"):
+        lines.append(f"  {NO_RECIPIENT}")
     for error in report.errors:
         lines.append(f"  error: {error}")
     return "\n".join(lines) + "\n"
@@ -130,8 +185,12 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
 
 
 def load(config_path: str | None, bad_settings: int = EXIT_SETTINGS) -> Settings:
-    """Settings, with logging set up from them; bad settings end the command with exit 2 (or
+    """Settings, with logging set up from them and the database layer loaded for their URL
+    (a SQLite one without PostgreSQL's driver); bad settings end the command with exit 2 (or
     `bad_settings`)."""
+    from . import drivers
+    from .settings import SettingsError, load_settings
+
     try:
         settings = load_settings(config_path)
     except SettingsError as err:
@@ -139,10 +198,13 @@ def load(config_path: str | None, bad_settings: int = EXIT_SETTINGS) -> Settings
     logging.basicConfig(
         level=settings.logging.level, stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    drivers.load_for(settings.database.url)
     return settings
 
 
 def chosen_mailboxes(settings: Settings, names: tuple[str, ...]) -> tuple[ImapSettings, ...]:
+    from .settings import SettingsError
+
     try:
         mailboxes = settings.imap_mailboxes()
     except SettingsError as err:
@@ -157,6 +219,9 @@ def chosen_mailboxes(settings: Settings, names: tuple[str, ...]) -> tuple[ImapSe
 
 
 def open_ledger(settings: Settings, *, upgrade: bool = True) -> Ledger:
+    from .ledger import Ledger, LedgerError
+    from .policy import Policy
+
     try:
         return Ledger.open(settings.database.url, store_raw=settings.database.store_raw,
                            upgrade=upgrade, policy=Policy(**settings.policy.model_dump()),
@@ -168,11 +233,17 @@ def open_ledger(settings: Settings, *, upgrade: bool = True) -> Ledger:
 def services(settings: Settings, mailboxes, ledger: Ledger | None,
              pool: AnalysisPool | None = None) -> list[MailboxService]:
     """One service per mailbox, sharing the ledger and the analysis worker processes."""
+    from .analysis import Options
+    from .service import MailboxService
+
     options = Options(verp_patterns=settings.analysis.verp_patterns)
     return [MailboxService(mailbox, ledger, options, analysis_pool=pool) for mailbox in mailboxes]
 
 
 def analysis_pool(settings: Settings) -> AnalysisPool:
+    from .analysis import Options
+    from .service import AnalysisPool
+
     return AnalysisPool(settings.analysis.workers,
                         Options(verp_patterns=settings.analysis.verp_patterns))
 
@@ -191,6 +262,11 @@ def analysis_pool(settings: Settings) -> AnalysisPool:
 def once_command(config_path: str | None, mailbox_names: tuple[str, ...], include_seen: bool,
                  since: datetime | None, limit: int | None, dry_run: bool) -> None:
     """Process what is in the mailbox now, then exit."""
+    from .ledger import LedgerError
+    from .mailbox import MailboxError
+    from .service import PassOptions
+    from .settings import SettingsError
+
     settings = load(config_path)
     mailboxes = chosen_mailboxes(settings, mailbox_names)
     ledger = None if dry_run else open_ledger(settings)
@@ -219,6 +295,8 @@ def once_command(config_path: str | None, mailbox_names: tuple[str, ...], includ
 
 def expire_at_exit(ledger: Ledger) -> None:
     """Write the state changes time alone has made (best effort, like the notifications)."""
+    from .ledger import LedgerError
+
     try:
         ledger.expire_due()
     except LedgerError as err:
@@ -228,6 +306,9 @@ def expire_at_exit(ledger: Ledger) -> None:
 def deliver_at_exit(settings: Settings, ledger: Ledger) -> None:
     """Deliver the notifications due now, once: best effort, never failing the command (what
     is not delivered stays in the outbox for the next run)."""
+    from . import handlers
+    from .handlers.outbox import deliver_due
+
     senders = handlers.senders(settings)
     if not senders:
         return
@@ -242,6 +323,9 @@ def deliver_at_exit(settings: Settings, ledger: Ledger) -> None:
 
 def outbox_job(settings: Settings, ledger: Ledger) -> OutboxJob | None:
     """The scheduled delivery job, when the settings configure anything to deliver with."""
+    from . import handlers
+    from .handlers.outbox import OutboxJob
+
     senders = handlers.senders(settings)
     return OutboxJob(ledger, senders, settings.outbox) if senders else None
 
@@ -317,6 +401,10 @@ def format_summary(summary: PassSummary, dry_run: bool) -> str:
 @mailbox_option
 def run_command(config_path: str | None, mailbox_names: tuple[str, ...]) -> None:
     """Run until stopped: IDLE (or poll) and process new mail as it arrives."""
+    import signal
+
+    from .service import Runner
+
     settings = load(config_path)
     mailboxes = chosen_mailboxes(settings, mailbox_names)
     ledger = open_ledger(settings)
@@ -347,6 +435,9 @@ def run_command(config_path: str | None, mailbox_names: tuple[str, ...]) -> None
 def check_command(config_path: str | None, mailbox_names: tuple[str, ...],
                   dry_run: bool) -> None:
     """Check settings, IMAP login, folders and the database."""
+    from .mailbox import CapabilityError, MailboxError
+    from .settings import SettingsError
+
     settings = load(config_path)
     click.echo(f"settings: ok ({settings.config_file or 'defaults and environment'})")
     mailboxes = chosen_mailboxes(settings, mailbox_names)
@@ -390,11 +481,15 @@ def check_command(config_path: str | None, mailbox_names: tuple[str, ...],
 def check_database(settings: Settings) -> bool:
     """Reachable, with a schema `once` and `run` can use: a new, empty database is fine (they
     create the schema at start), one written by a newer imap-bouncer is not."""
+    import peewee
+
+    from . import models
+
     where = f"database {settings.database.redacted_url}"
     try:
         db = models.connect(settings.database.url)
         try:
-            version = schema_version(db)
+            version = models.schema_version(db)
         finally:
             db.close()
     except (models.SchemaError, peewee.PeeweeException) as err:
@@ -433,6 +528,9 @@ def ingest_command(config_path: str | None, source: str) -> None:
     now (database unavailable, or anything else that may pass): the MTA keeps the message and
     tries again; 66 no message (empty input); 78 bad settings.
     """
+    from . import ingest
+    from .analysis import Options
+
     settings = load(config_path, bad_settings=ingest.EX_CONFIG)
     try:
         stream = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
@@ -445,6 +543,9 @@ def ingest_command(config_path: str | None, source: str) -> None:
         fail(str(err), ingest.EX_NOINPUT)
     except OSError as err:
         fail(f"cannot read the message: {err.strerror or err}", ingest.EX_TEMPFAIL)
+    from .ledger import Ledger, LedgerError
+    from .policy import Policy
+
     options = Options(verp_patterns=settings.analysis.verp_patterns)
     try:
         ledger = Ledger.open(settings.database.url, store_raw=settings.database.store_raw,
@@ -481,6 +582,10 @@ def reprocess_command(config_path: str | None, mailbox_names: tuple[str, ...],
     Messages still not recognised stay where they are. A message's bytes recorded before as
     unknown: that record takes the new analysis and its events (send states follow).
     """
+    from .ledger import LedgerError
+    from .mailbox import MailboxError
+    from .settings import SettingsError
+
     settings = load(config_path)
     mailboxes = chosen_mailboxes(settings, mailbox_names)
     for mailbox in mailboxes:
@@ -582,6 +687,8 @@ def write_json_lines(records: list[dict[str, Any]]) -> None:
 @contextmanager
 def ledger_for(config_path: str | None):
     """The settings and an open ledger; a database error ends the command with exit 1."""
+    from .ledger import LedgerError
+
     settings = load(config_path)
     ledger = open_ledger(settings)
     try:
@@ -630,6 +737,8 @@ def addresses_list_command(config_path: str | None, states: tuple[str, ...], lim
 def addresses_show_command(config_path: str | None, address: str, limit: int,
                            as_json: bool) -> None:
     """One address: state, counters, changes and events (with the bounce's Message-ID)."""
+    from .analysis.addresses import normalize_address
+
     clean = normalize_address(address)
     if not clean:
         fail(f"not an address: {address!r}", EXIT_SETTINGS)
@@ -680,6 +789,8 @@ def manual_command(action: str, summary: str) -> None:
     @click.option("--actor", default=lambda: _user(), show_default="your user name",
                   help="Who makes the change (recorded with it).")
     def command(config_path: str | None, address: str, note: str, actor: str) -> None:
+        from .policy import PolicyError
+
         if not note.strip():
             fail("--reason must say why", EXIT_SETTINGS)
         with ledger_for(config_path) as (_settings, ledger):
@@ -698,6 +809,8 @@ manual_command("persist", "Never suppress the address, never change it automatic
 
 
 def _user() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -719,6 +832,10 @@ EXPORT_COLUMNS = ("address", "state", "reason", "updated_at", "suppressed_until"
 def addresses_export_command(config_path: str | None, states: tuple[str, ...], form: str,
                              output: str | None) -> None:
     """The addresses to suppress (or in the states given), for a sending system."""
+    import csv
+    import io
+    from pathlib import Path
+
     states = states or (State.INVALID, State.UNREACHABLE, State.COMPLAINED)
     with ledger_for(config_path) as (_settings, ledger):
         found = ledger.export(states)
@@ -781,6 +898,8 @@ def explain_command(config_path: str | None, ident: str, as_json: bool) -> None:
         found = ledger.explain(ident)
     if not found:
         fail(f"no recorded message {ident}")
+    from .analysis import Options, analyze
+
     options = Options(verp_patterns=settings.analysis.verp_patterns)
     records = []
     for message in found:
@@ -842,6 +961,8 @@ def db_group() -> None:
 @config_option
 def db_upgrade_command(config_path: str | None) -> None:
     """Create or upgrade the database schema (also done at every start)."""
+    from .models import schema_version
+
     settings = load(config_path)
     ledger = open_ledger(settings, upgrade=True)
     click.echo(f"database {settings.database.redacted_url}: schema version "
@@ -869,6 +990,8 @@ def outbox_group(ctx: click.Context, config_path: str | None, statuses: tuple[st
     ctx.obj["config_path"] = config_path
     if ctx.invoked_subcommand is not None:
         return
+    from .ledger import LedgerError
+
     settings = load(config_path)
     ledger = open_ledger(settings)
     try:
@@ -893,6 +1016,8 @@ def outbox_group(ctx: click.Context, config_path: str | None, statuses: tuple[st
 
 
 def _outbox_target(item: Any) -> str:
+    from .handlers.webhooks import where as webhook_where
+
     return webhook_where(item.target) if item.channel == "webhook" else item.target
 
 
@@ -906,6 +1031,8 @@ def outbox_retry_command(ctx: click.Context, ids: tuple[int, ...], all_failed: b
     """Deliver these notifications (by ID) again at the next run, with fresh attempts."""
     if not ids and not all_failed:
         raise click.UsageError("give the IDs to retry, or --all-failed")
+    from .ledger import LedgerError
+
     settings = load(config_path or ctx.obj.get("config_path"))
     ledger = open_ledger(settings)
     try:
@@ -923,6 +1050,10 @@ def outbox_retry_command(ctx: click.Context, ids: tuple[int, ...], all_failed: b
 @click.pass_context
 def outbox_deliver_command(ctx: click.Context, config_path: str | None) -> None:
     """Deliver the notifications due now, then exit (1 when an attempt failed)."""
+    from . import handlers
+    from .handlers.outbox import deliver_due
+    from .ledger import LedgerError
+
     settings = load(config_path or ctx.obj.get("config_path"))
     senders = handlers.senders(settings)
     if not senders:

@@ -26,11 +26,13 @@ from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from . import analysis
-from .ledger import Ledger, LedgerError, MessageItem, Recorded
 from .report import Report
+
+if TYPE_CHECKING:  # the command reads the message before it loads the database layer
+    from .ledger import Ledger, Recorded
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,8 @@ def arrival(raw: bytes) -> datetime | None:
 def ingest(piped: Piped, ledger: Ledger, options: analysis.Options, mailbox: str,
            now: datetime | None = None) -> Ingested:
     """Analyze and record one piped-in message; LedgerError when the database fails."""
+    from .ledger import LedgerError, MessageItem  # loaded already: `ledger` is open
+
     now = now or datetime.now(UTC)
     report = analysis.analyze(piped.raw, options)
     errors = []

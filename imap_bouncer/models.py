@@ -47,6 +47,8 @@ from peewee import (
 from playhouse import db_url
 from playhouse.migrate import SchemaMigrator
 
+from . import drivers
+
 log = logging.getLogger(__name__)
 
 # The database the models use; `bind(db)` (or `open_database`) sets it.
@@ -293,6 +295,8 @@ def connect(url: str, **params: Any) -> Database:
         params.setdefault("pragmas", SQLITE_PRAGMAS)
         params.setdefault("timeout", SQLITE_BUSY_TIMEOUT)
     elif scheme in ("postgres", "postgresql"):
+        if drivers.postgres_hidden():
+            raise SchemaError("this process loaded the database layer for SQLite only")
         params.setdefault("prefer_psycopg3", True)
         params.setdefault("application_name", "imap-bouncer")
         # A server that hangs instead of refusing must not hold a pass (or an MTA's pipe)

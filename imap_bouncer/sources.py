@@ -1,7 +1,9 @@
 """Where `analyze` reads messages from: files, Maildirs, directories, mbox files, stdin.
 
-Yields (source name, raw bytes) one message at a time, so a large mbox never sits in memory
-whole. Unreadable paths raise `SourceError` naming the path; the caller reports it and goes on.
+Yields one message at a time, so a large mbox never sits in memory whole: `iter_inputs` names
+a directory's files without reading them (whoever analyzes a file reads it), `iter_messages`
+reads each. Unreadable paths raise `SourceError` naming the path; the caller reports it and
+goes on.
 """
 
 from __future__ import annotations
@@ -10,15 +12,40 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 
 class SourceError(Exception):
     """A path that cannot be read as messages."""
 
 
+class Input(NamedTuple):
+    """One message to analyze: its bytes, or (`raw` None) the file `source` that holds them,
+    read where it is analyzed (a worker process reads its own files)."""
+
+    source: str
+    raw: bytes | None = None
+
+    def read(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        try:
+            with open(self.source, "rb", buffering=0) as handle:
+                return handle.readall()
+        except OSError as err:
+            raise SourceError(f"{self.source}: {err.strerror or err}") from err
+
+
 def iter_messages(path: str) -> Iterator[tuple[str, bytes]]:
+    for item in iter_inputs(path):
+        yield item.source, item.read()
+
+
+def iter_inputs(path: str) -> Iterator[Input]:
+    """The messages of one path: stdin, a file, an mbox file, a Maildir or a directory. The
+    files of a directory are named, not read; SourceError for a path that cannot be read."""
     if path == "-":
-        yield "-", sys.stdin.buffer.read()
+        yield Input("-", sys.stdin.buffer.read())
         return
     target = Path(path)
     if not target.exists():
@@ -33,12 +60,12 @@ def iter_messages(path: str) -> Iterator[tuple[str, bytes]]:
             if head == b"From ":
                 yield from _iter_mbox(path, handle)
             else:
-                yield path, handle.read()
+                yield Input(path, handle.read())
     except OSError as err:
         raise SourceError(f"{path}: {err.strerror or err}") from err
 
 
-def _iter_directory(directory: Path) -> Iterator[tuple[str, bytes]]:
+def _iter_directory(directory: Path) -> Iterator[Input]:
     """A Maildir (cur/ and new/) or a plain directory of message files, in name order."""
     subdirs = [directory / "cur", directory / "new"]
     folders = subdirs if all(d.is_dir() for d in subdirs) else [directory]
@@ -50,15 +77,10 @@ def _iter_directory(directory: Path) -> Iterator[tuple[str, bytes]]:
     except OSError as err:
         raise SourceError(f"{directory}: {err.strerror or err}") from err
     for name in entries:
-        try:
-            with open(name, "rb") as handle:
-                data = handle.read()
-        except OSError as err:
-            raise SourceError(f"{name}: {err.strerror or err}") from err
-        yield name, data
+        yield Input(name)
 
 
-def _iter_mbox(path: str, handle) -> Iterator[tuple[str, bytes]]:
+def _iter_mbox(path: str, handle) -> Iterator[Input]:
     """mboxrd/mboxo: messages start at "From " lines; ">From " quoting is undone."""
     lines: list[bytes] = []
     index = 0
@@ -67,14 +89,14 @@ def _iter_mbox(path: str, handle) -> Iterator[tuple[str, bytes]]:
         if line.startswith(b"From ") and previous_blank:
             if lines:
                 index += 1
-                yield f"{path}#{index}", _mbox_message(lines)
+                yield Input(f"{path}#{index}", _mbox_message(lines))
             lines = []
         else:
             lines.append(line)
         previous_blank = line in (b"\n", b"\r\n")
     if lines:
         index += 1
-        yield f"{path}#{index}", _mbox_message(lines)
+        yield Input(f"{path}#{index}", _mbox_message(lines))
 
 
 def _mbox_message(lines: list[bytes]) -> bytes:

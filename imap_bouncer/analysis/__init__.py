@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from ..report import Action, Kind, Original, Recipient, Report
-from . import arf, autoreply, dsn, formats, origin, reasons
+from . import arf, autoreply, dsn, formats, origin, reasons, unclaimed
 from .addresses import normalize_address
 from .findings import Failure, Findings
 from .message import Part, decode_words, parse_message
@@ -66,6 +66,12 @@ def analyze(raw: bytes, options: Options | None = None) -> Report:
     except Exception as err:  # a bug in an analyzer must not lose the message
         return Report(kind=Kind.UNKNOWN, analyzer="", evidence="analysis failed",
                       errors=[f"analysis failed: {type(err).__name__}: {err}"])
+
+
+def why_unclaimed(raw: bytes) -> list[tuple[str, str]]:
+    """For a message the chain left unknown: each analyzer's name and why it passed, from
+    the same guards it starts with (`unclaimed`), for people reading an Unknown verdict."""
+    return unclaimed.notes(parse_message(raw), tuple(name for name, _ in CHAIN))
 
 
 def analyze_many(raws: Sequence[bytes], options: Options | None = None) -> list[Report]:
@@ -224,4 +230,4 @@ def verp_regex(pattern: str) -> re.Pattern[str]:
 
 
 __all__ = ["ANALYZER_VERSION", "AUTOMATIC_MARKS", "CHAIN", "DSN_MARKER", "Options", "analyze",
-           "analyze_many", "decode_verp"]
+           "analyze_many", "decode_verp", "why_unclaimed"]

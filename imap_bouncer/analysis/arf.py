@@ -49,14 +49,21 @@ SPAMCOP_SENDER = re.compile(r"@reports\.spamcop\.net\b", re.I)
 SPAMCOP_ORIGINAL = re.compile(r"^\[ Offending message \]\s*$", re.M)
 
 
-def analyze(message: Part) -> Findings | None:
-    # A complaint forwarded by a person to a colleague is not a new complaint.
+def feedback_part(message: Part) -> Part | None:
+    """The message's own message/feedback-report part: anywhere in a mail system's message,
+    outside attached messages otherwise, never in a person's reply or forward (a complaint
+    forwarded to a colleague is not a new complaint)."""
     if machine_sent(message):
-        report = message.find("message/feedback-report")
-    elif passed_on_by_person(message):
+        return message.find("message/feedback-report")
+    if passed_on_by_person(message):
         return None
-    else:
-        report = message.find_outside_attached("message/feedback-report")
+    return message.find_outside_attached("message/feedback-report")
+
+
+def analyze(message: Part) -> Findings | None:
+    if passed_on_by_person(message):
+        return None
+    report = feedback_part(message)
     if report is not None:
         fields = [f for group in parse_field_groups(report.text) for f in group]
         values: dict[str, list[str]] = {}
