@@ -156,7 +156,7 @@ def format_report(source: str, report: Report, explain: bool,
         code = " ".join(x for x in (r.status, r.smtp_code) if x) or "-"
         lines.append(f"  {verdict(report.kind, r.action, r.permanent):<{VERDICT_WIDTH}}  "
                      f"{r.reason:<{REASON_WIDTH}}  {code:<{CODE_WIDTH}}  "
-                     f"{r.address or NO_RECIPIENT}")
+                     f"{shown_address(r.address)}")
         if explain:
             if r.diagnostic:
                 lines.append(f"      said: {r.diagnostic[:200]}")
@@ -881,10 +881,11 @@ def events_command(config_path: str | None, since: datetime | None, address: str
     if not found:
         click.echo("no events")
         return
-    click.echo(table(["WHEN", "ADDRESS", "KIND", "ACTION", "STATUS", "REASON", "SENDER",
+    click.echo(table(["WHEN", "VERDICT", "REASON", "STATUS", "ADDRESS", "SENDER",
                       "BOUNCE MESSAGE-ID"],
-                     [[when(e.created_at), shown_address(e.address), e.kind, e.action,
-                       e.status or "-", e.reason, e.sender_domain or "-",
+                     [[when(e.created_at), verdict(e.kind, e.action, e.permanent), e.reason,
+                       " ".join(x for x in (e.status, e.smtp_code) if x) or "-",
+                       shown_address(e.address), e.sender_domain or "-",
                        e.bounce_message_id or f"(id {e.message_pk})"] for e in found]))
 
 
@@ -898,22 +899,27 @@ def explain_command(config_path: str | None, ident: str, as_json: bool) -> None:
         found = ledger.explain(ident)
     if not found:
         fail(f"no recorded message {ident}")
-    from .analysis import Options, analyze
+    from .analysis import Options, analyze, why_unclaimed
 
     options = Options(verp_patterns=settings.analysis.verp_patterns)
     records = []
     for message in found:
         now = analyze(message.raw, options) if message.raw is not None else None
+        unclaimed = why_unclaimed(message.raw) if now is not None and now.kind == "unknown" \
+            else []
         if as_json:
-            records.append({**message.to_dict(),
-                            "analysis_now": now.to_dict(explain=True) if now else None})
+            analysis_now = now.to_dict(explain=True) if now else None
+            if analysis_now is not None and unclaimed:
+                analysis_now["unclaimed"] = unclaimed
+            records.append({**message.to_dict(), "analysis_now": analysis_now})
         else:
-            click.echo(format_explanation(message, now))
+            click.echo(format_explanation(message, now, unclaimed))
     if as_json:
         write_json_lines(records)
 
 
-def format_explanation(message: Explanation, now: Report | None) -> str:
+def format_explanation(message: Explanation, now: Report | None,
+                       unclaimed: Sequence[tuple[str, str]] = ()) -> str:
     lines = [f"message {message.id}: {message.kind or 'not analyzed'}"
              + (f" by {message.analyzer}" if message.analyzer else "")
              + (f" (version {message.analyzer_version})" if message.analyzer_version else ""),
@@ -925,10 +931,9 @@ def format_explanation(message: Explanation, now: Report | None) -> str:
         lines.append(f"  feedback-type: {message.feedback_type}")
     lines.extend(f"  error: {error}" for error in message.errors)
     for e in message.events:
-        hard = "permanent" if e.permanent else "not permanent"
         code = " ".join(x for x in (e.status, e.smtp_code) if x) or "-"
-        lines.append(f"  event {e.id}: {shown_address(e.address)} {e.action} {code} "
-                     f"{e.reason} ({hard})")
+        lines.append(f"  event {e.id}: {verdict(e.kind, e.action, e.permanent)}, {e.reason}, "
+                     f"{code}: {shown_address(e.address)}")
         if e.diagnostic:
             lines.append(f"      said: {e.diagnostic[:300]}")
         lines.append(f"      why:  {e.evidence or '-'}")
@@ -943,9 +948,10 @@ def format_explanation(message: Explanation, now: Report | None) -> str:
         lines.append(f"  analyzed again now: {now.kind}"
                      + (f" by {now.analyzer}" if now.analyzer else "")
                      + (f": {now.evidence}" if now.evidence else ""))
+        lines.extend(f"      {name}: {note}" for name, note in unclaimed)
         for r in now.recipients:
-            lines.append(f"      {shown_address(r.address)} {r.action} {r.status or '-'} "
-                         f"{r.reason}{' HARD' if r.permanent else ''}: {r.evidence}")
+            lines.append(f"      {verdict(now.kind, r.action, r.permanent)}, {r.reason}, "
+                         f"{r.status or '-'}: {shown_address(r.address)}: {r.evidence}")
         if now.kind != message.kind or now.analyzer != message.analyzer:
             lines.append("      (differs from what was recorded: the analyzer or the settings "
                          "changed since)")

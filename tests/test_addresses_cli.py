@@ -25,7 +25,7 @@ from imap_bouncer.settings import load_settings
 def config(test_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A settings file naming the test database, which holds a few recorded bounces:
     dana@example.com (qmail, user unknown: invalid), tess@example.net (blocklisted: active),
-    and jo@example.org (held by a person)."""
+    and jo@example.org (held by a person); and a person's message no analyzer claims."""
     for name in list(os.environ):
         if name.upper().startswith("IMAP_BOUNCER_"):
             monkeypatch.delenv(name)
@@ -38,7 +38,8 @@ def config(test_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             MessageItem(mailbox="bounces", uidvalidity=1, uid=uid, target_folder="Processed",
                         raw=raw, report=analyze(raw), message_id=f"<bounce{uid}@mx.example>",
                         internal_date=datetime.now(UTC) - timedelta(hours=3 - uid))
-            for uid, raw in ((1, sample("qmail.eml")), (2, sample("blocklist-550.eml")))])
+            for uid, raw in ((1, sample("qmail.eml")), (2, sample("blocklist-550.eml")),
+                             (3, sample("spam.eml")))])
         ledger.manual_change("jo@example.org", "hold", "asked us to pause", "ops")
     finally:
         ledger.close()
@@ -151,8 +152,17 @@ def test_events(config: Path) -> None:
     result = run(config, "events")
     assert result.exit_code == 0, result.output
     header, *rows = result.stdout.splitlines()
-    assert header.split()[:2] == ["WHEN", "ADDRESS"]
-    assert [row.split()[2] for row in rows] == ["tess@example.net", "dana@example.com"]
+    assert header.split() == ["WHEN", "VERDICT", "REASON", "STATUS", "ADDRESS", "SENDER",
+                              "BOUNCE", "MESSAGE-ID"]
+    # WHEN is "YYYY-MM-DD HH:MM": the verdict and the reason follow, the address after them
+    assert [row.split()[2:7] for row in rows] == [
+        ["message", "refused", "blocked", "5.7.1", "550"],
+        ["address", "bad", "userunknown", "5.1.1", "550"]]
+    assert ["tess@example.net" in rows[0], "dana@example.com" in rows[1]] == [True, True]
+    columns = [header.index("REASON"), header.index("STATUS"), header.index("ADDRESS")]
+    for row in rows:  # every row's cells start under their heading
+        assert all(row[column - 2:column] == "  " and row[column] != " "
+                   for column in columns)
 
     records = lines(run(config, "events", "--address", "tess@example.net", "--json"))
     assert [(r["address"], r["reason"], r["permanent"]) for r in records] == [
@@ -190,7 +200,7 @@ def test_explain(config: Path) -> None:
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert "bounce by formats.qmail" in text
-    assert "dana@example.com failed" in text and "userunknown (permanent)" in text
+    assert "address bad, userunknown, 5.1.1 550: dana@example.com" in text
     assert "why:" in text and "changed dana@example.com: active -> invalid" in text
     assert "analyzed again now: bounce by formats.qmail" in text
     assert "differs" not in text
@@ -202,5 +212,21 @@ def test_explain(config: Path) -> None:
     [by_id] = lines(run(config, "explain", str(record["id"]), "--json"))
     assert by_id["message_id"] == bounce_id
 
+    assert "unclaimed" not in record["analysis_now"]
+
     missing = run(config, "explain", "<nothing@example.org>")
     assert missing.exit_code == 1 and "no recorded message" in missing.output
+
+
+def test_explain_of_an_unknown_message_says_why_each_analyzer_passed(config: Path) -> None:
+    text = run(config, "explain", "<bounce3@mx.example>").stdout
+    assert "analyzed again now: unknown" in text
+    notes = [line.strip() for line in text.splitlines() if line.startswith("      ")
+             and line.split(":")[0].strip() in ("arf", "formats", "dsn", "plaintext",
+                                                 "autoreply")]
+    assert [note.split(":")[0] for note in notes] == ["arf", "formats", "dsn", "plaintext",
+                                                      "autoreply"]
+    assert "plaintext: not from a mail system (From is a person, return path not null)" in notes
+    [record] = lines(run(config, "explain", "<bounce3@mx.example>", "--json"))
+    assert [name for name, _note in record["analysis_now"]["unclaimed"]] == [
+        "arf", "formats", "dsn", "plaintext", "autoreply"]
