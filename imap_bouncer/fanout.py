@@ -11,14 +11,14 @@ follows that window, not the size of the input.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from itertools import chain, islice
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -36,23 +36,27 @@ def cores() -> int:
 
 
 def ordered_map(work: Callable[[T], R], items: Iterable[T], *,
-                parallel_from: int = PARALLEL_FROM, workers: int | None = None) -> Iterator[R]:
+                parallel_from: int | None = None, workers: int | None = None) -> Iterator[R]:
     """`map(work, items)`, in forked worker processes once there are `parallel_from` items.
 
     `work` must be a module-level function (or a partial of one) that does not raise. Should
     a worker die, what it had in hand is done in this process and the rest too.
     """
     workers = cores() if workers is None else workers
+    parallel_from = PARALLEL_FROM if parallel_from is None else parallel_from
     iterator = iter(items)
     head = list(islice(iterator, parallel_from))
-    if len(head) < parallel_from or workers < 2 or \
-            "fork" not in multiprocessing.get_all_start_methods():
+    if len(head) < parallel_from or workers < 2 or not hasattr(os, "fork"):
         yield from map(work, chain(head, iterator))
         return
     yield from _in_workers(work, chain(head, iterator), workers)
 
 
 def _in_workers(work: Callable[[T], R], items: Iterator[T], workers: int) -> Iterator[R]:
+    import multiprocessing  # only here: a short run never pays for it
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     pending: deque[tuple[list[T], Future | None]] = deque()
     executor: ProcessPoolExecutor | None = ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("fork"))
@@ -64,7 +68,7 @@ def _in_workers(work: Callable[[T], R], items: Iterator[T], workers: int) -> Ite
                 if executor is not None:
                     try:
                         future = executor.submit(_run_chunk, work, chunk)
-                    except (BrokenProcessPool, RuntimeError):
+                    except (BrokenProcessPool, RuntimeError):  # broken since
                         executor = _give_up(executor)
                 pending.append((chunk, future))
             if not pending:
