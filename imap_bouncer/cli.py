@@ -12,7 +12,6 @@ that, bench/startup.py times it).
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -26,6 +25,8 @@ from .policy import State
 from .report import NO_RECIPIENT, shown_address
 
 if TYPE_CHECKING:
+    import logging
+
     from .analysis import Options
     from .handlers.outbox import OutboxJob
     from .ledger import Explanation, Ledger
@@ -41,7 +42,13 @@ if TYPE_CHECKING:
     from .settings import ImapSettings, Settings
     from .sources import Input
 
-log = logging.getLogger("imap_bouncer")
+
+def log() -> logging.Logger:
+    """The commands' logger: logging is loaded with the settings, not at every start."""
+    import logging
+
+    return logging.getLogger("imap_bouncer")
+
 
 EXIT_FAILED = 1
 EXIT_SETTINGS = 2
@@ -188,6 +195,8 @@ def load(config_path: str | None, bad_settings: int = EXIT_SETTINGS) -> Settings
     """Settings, with logging set up from them and the database layer loaded for their URL
     (a SQLite one without PostgreSQL's driver); bad settings end the command with exit 2 (or
     `bad_settings`)."""
+    import logging
+
     from . import drivers
     from .settings import SettingsError, load_settings
 
@@ -300,7 +309,7 @@ def expire_at_exit(ledger: Ledger) -> None:
     try:
         ledger.expire_due()
     except LedgerError as err:
-        log.warning("address states: expiry not written now (%s)", err)
+        log().warning("address states: expiry not written now (%s)", err)
 
 
 def deliver_at_exit(settings: Settings, ledger: Ledger) -> None:
@@ -315,7 +324,7 @@ def deliver_at_exit(settings: Settings, ledger: Ledger) -> None:
     try:
         report = deliver_due(ledger, senders, settings=settings.outbox)
     except Exception as err:  # a pass that worked is not failed by its notifications
-        log.warning("outbox: not delivered now (%s); they stay in the outbox", err)
+        log().warning("outbox: not delivered now (%s); they stay in the outbox", err)
         return
     if report.attempted:
         click.echo(f"notifications: {report}")
@@ -413,19 +422,19 @@ def run_command(config_path: str | None, mailbox_names: tuple[str, ...]) -> None
                     outbox=outbox_job(settings, ledger), upkeep=ledger.expire_due)
 
     def stop(signum: int, _frame: Any) -> None:
-        log.info("received %s: finishing the batch in hand, then stopping",
+        log().info("received %s: finishing the batch in hand, then stopping",
                  signal.Signals(signum).name)
         runner.stop.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("imap-bouncer %s starting: %d mailbox(es), database %s", __version__,
+    log().info("imap-bouncer %s starting: %d mailbox(es), database %s", __version__,
              len(mailboxes), settings.database.redacted_url)
     runner.start()
     runner.wait()
     pool.close()
     ledger.close()
-    log.info("imap-bouncer stopped")
+    log().info("imap-bouncer stopped")
 
 
 @main.command("check")
@@ -559,7 +568,7 @@ def ingest_command(config_path: str | None, source: str) -> None:
         fail(f"database {settings.database.redacted_url}: {err} (not recorded: try again "
              "later)", ingest.EX_TEMPFAIL)
     except Exception:  # a bug must not lose the message: the MTA keeps it and retries
-        log.exception("ingest: unexpected error (not recorded: try again later)")
+        log().exception("ingest: unexpected error (not recorded: try again later)")
         sys.exit(ingest.EX_TEMPFAIL)
     what = (f"already recorded (message {done.recorded.id})" if not done.recorded.created
             else f"recorded {done.report.kind}, {len(done.report.recipients)} recipient(s) "

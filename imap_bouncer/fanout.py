@@ -4,9 +4,9 @@
 `PARALLEL_FROM` inputs the work stays in this process: starting workers costs more than
 they save there (bench/startup.py measures both sides). From then on, worker processes are
 forked, so they start with the analyzers this process has already imported, and take
-`CHUNK` inputs per task (a file input is read by the worker, not sent to it); results come
-back in input order, with at most `IN_FLIGHT` tasks per worker outstanding, so memory
-follows that window, not the size of the input.
+`CHUNK` inputs per task (a file input is read by the worker, not sent to it), this process
+doing its share; results come back in input order, with at most `IN_FLIGHT` tasks per
+worker outstanding, so memory follows that window, not the size of the input.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from itertools import chain, islice
+from itertools import chain, count, islice
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
@@ -53,19 +53,24 @@ def ordered_map(work: Callable[[T], R], items: Iterable[T], *,
 
 
 def _in_workers(work: Callable[[T], R], items: Iterator[T], workers: int) -> Iterator[R]:
+    """`workers - 1` forked processes and this one share the chunks: every `workers`-th
+    chunk is this process's, done when its turn to be written out comes, while the forked
+    ones work ahead on theirs."""
+    import gc
     import multiprocessing  # only here: a short run never pays for it
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
+    gc.freeze()  # the analyzers' objects stay untouched by the children's collector: shared
     pending: deque[tuple[list[T], Future | None]] = deque()
     executor: ProcessPoolExecutor | None = ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+        max_workers=workers - 1, mp_context=multiprocessing.get_context("fork"))
     try:
-        while True:
+        for number in count():
             chunk = list(islice(items, CHUNK))
             if chunk:
                 future = None
-                if executor is not None:
+                if executor is not None and number % workers:
                     try:
                         future = executor.submit(_run_chunk, work, chunk)
                     except (BrokenProcessPool, RuntimeError):  # broken since
@@ -85,6 +90,7 @@ def _in_workers(work: Callable[[T], R], items: Iterator[T], workers: int) -> Ite
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+        gc.unfreeze()
 
 
 def _run_chunk(work: Callable[[T], R], chunk: list[T]) -> list[R]:

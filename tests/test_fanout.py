@@ -22,7 +22,8 @@ def square_with_pid(number: int) -> tuple[int, int]:
 
 
 def die_in_a_worker_on_seven(number: int) -> int:
-    if number == 7 and os.getpid() != PARENT:
+    """Dies on the 8th input of the second chunk: the first is this process's own."""
+    if number == fanout.CHUNK + 7 and os.getpid() != PARENT:
         os._exit(3)  # as the kernel's OOM killer would end it
     return number + 1
 
@@ -37,7 +38,8 @@ def test_many_inputs_go_to_workers_in_order() -> None:
     count = 10 * fanout.CHUNK + 3
     found = list(fanout.ordered_map(square_with_pid, range(count), parallel_from=8, workers=2))
     assert [value for value, _ in found] == [n * n for n in range(count)]
-    assert os.getpid() not in {pid for _, pid in found}
+    pids = {pid for _, pid in found}
+    assert len(pids) == 2 and os.getpid() in pids  # a forked worker, and this process
 
 
 def test_the_input_is_read_a_bounded_window_ahead() -> None:
@@ -57,11 +59,17 @@ def test_the_input_is_read_a_bounded_window_ahead() -> None:
     assert len(rest) == 1999 and pulled == 2000
 
 
-def test_a_dead_worker_loses_nothing() -> None:
+def test_a_dead_worker_loses_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    gave_up = []
+    real_give_up = fanout._give_up
+    monkeypatch.setattr(fanout, "_give_up", lambda executor: gave_up.append(1) or
+                        real_give_up(executor))
     count = 6 * fanout.CHUNK
     found = list(fanout.ordered_map(die_in_a_worker_on_seven, range(count), parallel_from=4,
                                     workers=2))
     assert found == [n + 1 for n in range(count)]
+    assert gave_up  # the worker did die
+    assert die_in_a_worker_on_seven(fanout.CHUNK + 7) == fanout.CHUNK + 8  # here it lives
 
 
 @pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
