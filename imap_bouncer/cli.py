@@ -151,11 +151,13 @@ def format_report(source: str, report: Report, explain: bool,
                   unclaimed: Sequence[tuple[str, str]] = ()) -> str:
     """A readable block per message: what it is, then a row per recipient: the verdict, the
     reason and the codes in fixed columns, the address last (long ones wrap alone)."""
-    lines = [f"{source}: {report.kind}" + (f" ({report.analyzer})" if report.analyzer else "")]
+    head = f"{source}: {report.kind}" + (f" ({report.analyzer})" if report.analyzer else "")
     if report.feedback_type:
-        lines.append(f"  feedback-type: {report.feedback_type}  user-agent: {report.user_agent}")
+        head += f", feedback-type {report.feedback_type}" + (
+            f", user-agent {report.user_agent}" if report.user_agent else "")
     if report.autoreply_type:
-        lines.append(f"  autoreply-type: {report.autoreply_type}")
+        head += f", autoreply-type {report.autoreply_type}"
+    lines = [head]
     if explain and report.evidence:
         lines.append(f"  why: {report.evidence}")
     lines.extend(f"    {name}: {note}" for name, note in unclaimed)

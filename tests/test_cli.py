@@ -58,8 +58,8 @@ def test_a_report_naming_no_recipient_says_so() -> None:
     path = str(SAMPLES / "norecipient" / "02-exim-too-many-recipients.eml")
     first, recipient = run(path).stdout.splitlines()[:2]
     assert first.startswith(f"{path}: bounce (")
-    assert recipient.strip().startswith("(no recipient named) ")
-    assert recipient.split()[3:] == ["failed", "5.5.3", "toomanyconn", "soft"]
+    assert recipient.split() == ["message", "refused", "toomanyconn", "5.5.3", "(no",
+                                 "recipient", "named)"]
     record, = records(run("--json", path))
     assert [(r["address"], r["reason"], r["permanent"]) for r in record["recipients"]] == [
         ("", "toomanyconn", False)]
@@ -97,7 +97,7 @@ def test_challenge_says_so_and_fails_no_one() -> None:
     record, = records(run("--json", path))
     assert (record["kind"], record["autoreply_type"]) == ("autoreply", "challenge")
     assert all(r["action"] == "delivered" for r in record["recipients"])
-    assert "autoreply-type: challenge" in run(path).stdout
+    assert ": autoreply (autoreply), autoreply-type challenge\n" in run(path).stdout
     bounce, = records(run("--json", str(SAMPLES / "qmail.eml")))
     assert bounce["autoreply_type"] == ""
 
@@ -209,3 +209,39 @@ def test_real_process(tmp_path: Path) -> None:
     assert [(Path(r["source"]).name, r["kind"]) for r in found] == [
         ("gmail-style.eml", "bounce"), ("-", "autoreply")]
     assert f"{missing}: no such file or directory" in done.stderr.decode()
+
+
+def test_rows_lead_with_the_verdict_in_aligned_columns() -> None:
+    paths = [str(SAMPLES / name) for name in ("dsn-failed-multi.eml", "blocklist-550.eml",
+                                              "dsn-delayed.eml", "arf-abuse.eml",
+                                              "autoreply-german.eml")]
+    text = run(*paths).stdout
+    assert "arf-abuse.eml: complaint (arf), feedback-type abuse, user-agent ExampleFBL/2.1\n" \
+        in text
+    rows = [line for line in text.splitlines() if line.startswith("  ")]
+    verdicts = [row[2:17].strip() for row in rows]
+    assert verdicts == ["address bad", "address bad", "message refused", "delayed",
+                        "complaint", "auto-reply"]
+    reasons = [row[19:34].strip() for row in rows]
+    assert reasons == ["userunknown", "hostunknown", "blocked", "mailboxfull", "feedback",
+                       "vacation"]
+    addresses = [row.split()[-1] for row in rows]
+    assert addresses[:3] == ["jo@example.com", "ann@nowhere.example.net", "tess@example.net"]
+    assert len({row.index(address) for row, address in zip(rows, addresses, strict=True)}) == 1
+
+
+def test_a_report_naming_no_recipient_without_its_verp_pattern() -> None:
+    row = run(str(SAMPLES / "verp.eml")).stdout.splitlines()[1]
+    assert row.split()[:3] == ["message", "refused", "suspend"]
+    assert row.endswith("(no recipient named)")
+
+
+def test_explain_of_an_unknown_message_lists_each_analyzer() -> None:
+    text = run("--explain", str(SAMPLES / "spam.eml")).stdout
+    assert "    plaintext: not from a mail system (From is a person, return path not null)" \
+        in text.splitlines()
+    record, = records(run("--json", "--explain", str(SAMPLES / "spam.eml")))
+    assert [name for name, _ in record["unclaimed"]] == ["arf", "formats", "dsn", "plaintext",
+                                                         "autoreply"]
+    plain, = records(run("--json", str(SAMPLES / "spam.eml")))
+    assert "unclaimed" not in plain
