@@ -19,7 +19,7 @@ from imap_bouncer.analysis import CHAIN, why_unclaimed
 
 HEAVY = ("peewee", "playhouse", "pydantic", "pydantic_settings", "imapclient", "psycopg",
          "apscheduler")
-# Runs the command in this interpreter, then prints the top-level modules it imported.
+# Runs the command in this interpreter, then prints the modules it imported.
 PROBE = """
 import json, sys
 from imap_bouncer.cli import main
@@ -28,17 +28,19 @@ try:
     main()
 except SystemExit as done:
     code = done.code
-print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}),
-      file=sys.stderr)
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
 """
 
 
-def imported_by(args: list[str], stdin: bytes = b"") -> tuple[int, set[str], str]:
+def imported_by(args: list[str], stdin: bytes = b"", *,
+                top_level: bool = True) -> tuple[int, set[str], str]:
+    """The command's exit code, the (top-level) modules it imported, its output."""
     done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], input=stdin,
                           capture_output=True, timeout=120, check=False)
     *_, last = done.stderr.decode().strip().splitlines()
     found = json.loads(last)
-    return found["code"], set(found["modules"]), done.stdout.decode()
+    modules = {m.split(".")[0] if top_level else m for m in found["modules"]}
+    return found["code"], modules, done.stdout.decode()
 
 
 @pytest.mark.parametrize("args", [
@@ -59,6 +61,14 @@ def test_version_and_analyze_import_nothing_heavy(args: list[str]) -> None:
         assert "email_validator" not in modules
     else:
         assert "email_validator" in modules  # jörg@bücher.example does
+
+
+def test_the_auto_reply_analyzer_loads_only_when_the_chain_reaches_it() -> None:
+    _, modules, out = imported_by(["analyze", str(SAMPLES / "qmail.eml")], top_level=False)
+    assert ": bounce (" in out and "imap_bouncer.analysis.autoreply" not in modules
+    _, modules, out = imported_by(["analyze", str(SAMPLES / "autoreply-german.eml")],
+                                  top_level=False)
+    assert ": autoreply (autoreply)" in out and "imap_bouncer.analysis.autoreply" in modules
 
 
 def test_the_probe_sees_what_a_command_imports(tmp_path: Path) -> None:
