@@ -25,7 +25,7 @@ from typing import IO, Any, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-PARALLEL_FROM = 48  # inputs: fewer are done in this process (measured, bench/startup.py)
+PARALLEL_FROM = 64  # inputs: fewer are done in this process (measured, bench/startup.py)
 CHUNK = 16  # inputs per hand-out: amortises the round trip, keeps the order cheap to restore
 
 
