@@ -15,7 +15,10 @@ from hypothesis import strategies as st
 from support import sample, sample_names
 
 from imap_bouncer.analysis import analyze
+from imap_bouncer.analysis import message as message_module
+from imap_bouncer.analysis import text as text_module
 from imap_bouncer.analysis.message import parse_message
+from imap_bouncer.analysis.text import text_parts
 from imap_bouncer.report import ADDRESS_REASONS, Action, Kind, Reason, Recipient, Report
 
 FUZZ = settings(max_examples=400, deadline=None, derandomize=True,
@@ -126,3 +129,83 @@ def test_reader_reads_every_part_of_damaged_samples(raw: bytes) -> None:
         assert isinstance(part.text, str)
         assert isinstance(part.decoded("subject"), str)
     assert all(isinstance(error, str) for error in message.all_errors)
+
+
+# --- wide messages: bounded work whatever the number of parts ---------------------------------
+
+def wide_message(parts: int, nested: bool = False) -> bytes:
+    """A bounce-looking multipart with `parts` tiny text parts (inside one nested multipart
+    when `nested`), the shape a hostile sender uses to make a reader quadratic."""
+    body = b"".join(b"--b\nContent-Type: text/plain\n\npart %d\n" % i for i in range(parts))
+    inner = b"Content-Type: multipart/mixed; boundary=b\n\n" + body + b"--b--\n"
+    if nested:
+        inner = b"Content-Type: multipart/mixed; boundary=outer\n\n--outer\n" + inner \
+            + b"--outer--\n"
+    return b"From: MAILER-DAEMON@example.org\nSubject: Undelivered Mail\n" + inner
+
+
+def count_parts_made(monkeypatch) -> list[int]:
+    """Counts every MIME part the reader builds, at any depth."""
+    made = [0]
+    real_init = message_module.Part.__init__
+
+    def counting_init(self, *args, **kwargs):
+        made[0] += 1
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(message_module.Part, "__init__", counting_init)
+    return made
+
+
+def test_a_hundred_thousand_parts_are_capped_and_the_cap_is_noted(monkeypatch) -> None:
+    made = count_parts_made(monkeypatch)
+    report = analyze(wide_message(100_000))
+    assert_valid(report)
+    # Every analyzer walked the message, yet no part was built twice and none past the cap.
+    assert made[0] == message_module.MAX_PARTS
+    assert any(f"more than {message_module.MAX_PARTS} MIME parts" in e for e in report.errors)
+
+
+def test_the_cap_counts_parts_at_every_depth(monkeypatch) -> None:
+    made = count_parts_made(monkeypatch)
+    message = parse_message(wide_message(5000, nested=True))
+    parts = list(message.walk())
+    assert len(parts) == made[0] == message_module.MAX_PARTS
+    assert len({id(part) for part in parts}) == len(parts)  # each part visited once
+    assert any("MIME parts" in e for e in message.all_errors)
+
+
+def test_below_the_cap_every_part_is_read_in_order() -> None:
+    count = message_module.MAX_PARTS - 2  # the root and the multipart itself are parts too
+    message = parse_message(wide_message(count))
+    texts = [part.text.strip() for part in text_parts(message)]
+    assert texts == [f"part {i}" for i in range(count)]
+    assert not any("MIME parts" in e for e in message.all_errors)
+    found = message.find_outside_attached("text/html")
+    assert found is None  # searched all of them, and there is none
+
+
+def test_walks_of_a_wide_tree_visit_each_part_once() -> None:
+    """text_parts, find_outside_attached and walk read a wide, deep tree (built here without
+    the reader's cap) in document order, each part looked at once."""
+
+    class Node:
+        looks = 0
+
+        def __init__(self, ctype: str, parts: list | None = None) -> None:
+            self._ctype, self.parts = ctype, parts or []
+
+        @property
+        def content_type(self) -> str:
+            Node.looks += 1
+            return self._ctype
+
+    leaves = [Node("text/plain") for _ in range(100_000)]
+    tree = Node("multipart/mixed", [Node("multipart/alternative", leaves[:50_000]),
+                                    *leaves[50_000:]])
+    assert message_module.Part.find_outside_attached(tree, "text/html") is None
+    assert Node.looks <= 2 * (len(leaves) + 2)  # at most two looks per part
+    Node.looks = 0
+    found = text_module._text_parts(tree)
+    assert found == leaves  # in document order
+    assert Node.looks <= len(leaves) + 2

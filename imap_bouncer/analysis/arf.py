@@ -22,6 +22,7 @@ import re
 from ..report import Action, Kind, Reason
 from .addresses import normalize_address
 from .findings import Failure, Findings
+from .literals import Prefiltered
 from .message import Part, header_block_of, parse_field_groups
 from .origin import machine_sent, passed_on_by_person, passed_on_or_listed
 from .text import ORIGINAL_TYPES, original_headers
@@ -39,6 +40,7 @@ ORIGINAL_RECIPIENT_HEADERS = (MICROSOFT_RECIPIENT, "x-original-to", "delivered-t
 LEGACY_FBL_SENDERS = re.compile(r"\bscomp@aol\.net\b|\bstaff@hotmail\.com\b", re.I)
 # X-ARF (http://www.x-arf.org, versions 0.1 and 0.2): a YAML report part.
 XARF_REPORT = re.compile(r"^Report-Type:[ \t]*(\S+)", re.I | re.M)
+XARF_REPORT = Prefiltered(XARF_REPORT)  # searched only in texts holding its words
 XARF_MARK = re.compile(r"^(?:Schema-URL|Reported-From|Category):", re.I | re.M)
 # X-ARF report types -> RFC 5965 feedback types.
 XARF_TYPES = {"spam": "abuse", "phishing": "fraud", "fraud": "fraud", "malware": "virus",

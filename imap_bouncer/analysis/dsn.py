@@ -14,6 +14,7 @@ recipient, or the session transcript. Those are taken as the diagnostic.
 from __future__ import annotations
 
 import re
+from dataclasses import fields, replace
 
 from ..report import Action
 from .addresses import normalize_address
@@ -87,6 +88,25 @@ def _find_status_part(message: Part) -> Part | None:
 
 
 def analyze(message: Part) -> Findings | None:
+    """The message's RFC 3464 report. Read once per message (several formats and the chain
+    ask); each caller gets its own copy, free to complete or rename."""
+    if "dsn.analyze" not in message.derived:
+        message.derived["dsn.analyze"] = _analyze(message)
+    found: Findings | None = message.derived["dsn.analyze"]  # type: ignore[assignment]
+    if found is None:
+        return None
+    return replace(found, failures=[_copy(failure) for failure in found.failures])
+
+
+_FAILURE_FIELDS = tuple(f.name for f in fields(Failure))
+
+
+def _copy(failure: Failure) -> Failure:
+    """A Failure's copy (dataclasses.replace is several times slower)."""
+    return Failure(*[getattr(failure, name) for name in _FAILURE_FIELDS])
+
+
+def _analyze(message: Part) -> Findings | None:
     found = _fields_text(message)
     if found is None:
         return None
@@ -237,13 +257,12 @@ def notice_words(notice: str, address: str) -> str:
     """
     lines = notice.split("\n")
     lowered = address.lower()
-    mention = re.compile(r"<?" + re.escape(address) + r">?", re.I)
     pieces: list[str] = []
     used: set[int] = set()
     for index, line in enumerate(lines):
         if index in used or lowered not in line.lower():
             continue
-        rest = mention.sub(" ", line).strip(" \t<>:;,.*-\"'()[]")
+        rest = _without_mentions(line, address).strip(" \t<>:;,.*-\"'()[]")
         if rest:
             pieces.append(rest)
         for offset, following in enumerate(lines[index + 1:index + 8], start=index + 1):
@@ -254,6 +273,27 @@ def notice_words(notice: str, address: str) -> str:
             pieces.append(following.strip())
             used.add(offset)
     return " ".join(" ".join(pieces).split())
+
+
+def _without_mentions(line: str, address: str) -> str:
+    """The line with each mention of the address (maybe in <>) replaced by a space: what
+    `re.sub(r"<?" + re.escape(address) + r">?", " ", line, flags=re.I)` gives, without
+    compiling a pattern per address. (On ASCII text re.I is ASCII case folding; other text
+    goes to the regex.)"""
+    if not (line.isascii() and address.isascii() and address):
+        return re.sub(r"<?" + re.escape(address) + r">?", " ", line, flags=re.I)
+    lowered, wanted = line.lower(), address.lower()
+    pieces: list[str] = []
+    position = 0
+    while (found := lowered.find(wanted, position)) >= 0:
+        start = found - 1 if found > position and line[found - 1] == "<" else found
+        end = found + len(wanted)
+        if line.startswith(">", end):
+            end += 1
+        pieces += (line[position:start], " ")
+        position = end
+    pieces.append(line[position:])
+    return "".join(pieces)
 
 
 def _decode_jis(value: str) -> str:

@@ -64,9 +64,11 @@ LIST_ROLE_SENDER = re.compile(
     r"(?:-[^@\s<>]*)?@", re.I)
 
 
-def _once_per_message(question: Callable[[Part], bool]) -> Callable[[Part], bool]:
-    """Every analyzer of the chain asks the same questions of a message: answer each once."""
-    key = f"origin.{question.__name__}"
+def once_per_message(question: Callable[[Part], bool]) -> Callable[[Part], bool]:
+    """Every analyzer of the chain asks the same questions of a message: answer each once.
+
+    Only for questions about the message alone (a Part never changes once read)."""
+    key = f"{question.__module__}.{question.__qualname__}"
 
     @wraps(question)
     def answer(message: Part) -> bool:
@@ -77,6 +79,7 @@ def _once_per_message(question: Callable[[Part], bool]) -> Callable[[Part], bool
     return answer
 
 
+@once_per_message
 def from_mail_system(message: Part) -> bool:
     """The From header names a mail system, or is the null sender "<>" itself.
 
@@ -88,12 +91,13 @@ def from_mail_system(message: Part) -> bool:
     return not sender.strip(" <>\t") or bool(MAILER_SENDERS.search(sender))
 
 
+@once_per_message
 def from_list(message: Part) -> bool:
     """Distributed by a mailing list or a bulk sender: a post, a digest, a newsletter."""
     return any(name in message for name in (*LIST_HEADERS, *LIST_MANAGER_HEADERS))
 
 
-@_once_per_message
+@once_per_message
 def carries_program(message: Part) -> bool:
     """A part of the message itself (not of a message attached to it) is a program or an
     archive."""
@@ -110,7 +114,7 @@ def carries_program(message: Part) -> bool:
     return False
 
 
-@_once_per_message
+@once_per_message
 def machine_sent(message: Part) -> bool:
     """Some sign that a mail system wrote the message.
 
@@ -140,7 +144,7 @@ FORWARD_BLOCK = re.compile(
     re.I | re.M)
 
 
-@_once_per_message
+@once_per_message
 def passed_on_by_person(message: Part) -> bool:
     """A person's reply or forward: not a mail system's message, and its subject says
     "Fwd:"/"Re:" or its text opens a forwarded message. A report part in it (attached or
@@ -219,7 +223,7 @@ def from_list_role(message: Part) -> bool:
     return bool(LIST_ROLE_SENDER.search(message.get("from")))
 
 
-@_once_per_message
+@once_per_message
 def relayed_report(message: Part) -> bool:
     """A mail system's report that a list passed on unchanged (to its owners or members).
 
@@ -285,6 +289,7 @@ def is_reply_or_forward(subject: str) -> bool:
     return bool(REPLY_OR_FORWARD.match(subject))
 
 
+@once_per_message
 def passed_on_or_listed(message: Part) -> bool:
     """A person's reply or forward by its subject, or a list's post: never a report itself."""
     return is_reply_or_forward(message.decoded("subject")) or from_list(message)

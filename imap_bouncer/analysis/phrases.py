@@ -9,8 +9,10 @@ more specific reasons (a blocklist named in a 550 "user unknown"-looking reply) 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from ..report import Reason
+from .literals import required_words, top_level_alternatives, trie_pattern
 
 # "This user doesn't have a yahoo.com account": no such account, at any SMTP stage.
 _ACCOUNT_MISSING = r"(?:doesn't|does not) have an? .{1,40} account"
@@ -431,85 +433,118 @@ GAVE_UP: list[tuple[Reason, str]] = [
 _HAS_UPPER = re.compile(r"(?<!\\)[A-Z]")
 
 
-# An entry: the reason, the compiled pattern, and the words one of which any match must
-# contain (None: no such words could be found); `in` on the words is far cheaper than a
-# regex search, so most entries are skipped without running their pattern.
-_Entry = tuple[Reason, re.Pattern[str], tuple[str, ...] | None]
+class _Table:
+    """A phrase table compiled once: its rows in order, and a literal pre-filter.
 
-
-def _compile(table: list[tuple[Reason, str]]) -> list[_Entry]:
-    entries = []
-    for reason, pattern in table:
-        compiled = re.compile(pattern, re.I if _HAS_UPPER.search(pattern) else 0)
-        words = None if compiled.flags & re.I else required_words(pattern)
-        entries.append((reason, compiled, words))
-    return entries
-
-
-def required_words(pattern: str) -> tuple[str, ...] | None:
-    """Literal strings one of which every match of the pattern contains, or None.
-
-    Read from the pattern's parse tree: a run of literal characters is required; so is one of
-    the words of each alternative of a group; the longest such requirement is kept.
+    Each row is split into its top-level alternatives, and each alternative needs one of a
+    few literal words in any text it matches (`literals.required_words`). One search with a
+    trie of all those words finds which a text contains, so only the alternatives that can
+    match are tried. The answer is the row's own: the first row in table order that matches
+    wins, and of its alternatives the leftmost match (the earlier alternative at the same
+    position), exactly what the row's whole pattern would find. An alternative whose words
+    cannot be told (a case-insensitive pattern) is always tried.
     """
-    try:
-        tree = re._parser.parse(pattern)  # the stdlib's own pattern parser
-    except Exception:  # a parser change in a later Python: fall back to always searching
-        return None
-    words = _required(list(tree))
-    return tuple(sorted(words)) if words else None
+
+    def __init__(self, table: list[tuple[Reason, str]]) -> None:
+        self.reasons: list[Reason] = []
+        # Per alternative, in table order: (row index, compiled alternative).
+        self.alternatives: list[tuple[int, re.Pattern[str]]] = []
+        always = 0  # bit i set: alternative i has no required words, so it is always tried
+        needs: dict[str, int] = {}  # word -> bit mask of the alternatives that need it
+        for row, (reason, pattern) in enumerate(table):
+            self.reasons.append(reason)
+            flags = re.I if _HAS_UPPER.search(pattern) else 0
+            re.compile(pattern, flags)  # a bad row fails here, whole, as before
+            for piece in top_level_alternatives(pattern):
+                bit = 1 << len(self.alternatives)
+                self.alternatives.append((row, re.compile(piece, flags)))
+                words = None if flags else required_words(piece)
+                if words is None:
+                    always |= bit
+                for word in words or ():
+                    needs[word] = needs.get(word, 0) | bit
+        self.always = always
+        # The trie search reports, at each position, the longest word that starts there;
+        # every shorter word starting there is a prefix of it, so it stands for them too.
+        self.needing = {
+            word: _or_all(mask for other, mask in needs.items() if word.startswith(other))
+            for word in needs
+        }
+        # A class of the words' first characters before the trie: the engine tests a class
+        # at each position much faster than it enters the trie's first branch.
+        starts = "".join(sorted({re.escape(word[0]) for word in needs}))
+        self.words = (re.compile(f"(?=[{starts}])(?=({trie_pattern(needs)}))")
+                      if needs else None)
+
+    def first(self, lowered: str) -> tuple[int, re.Match[str]] | None:
+        """(row index, match) of the first row in table order that matches the text."""
+        candidates = self.always
+        if self.words is not None:
+            needing = self.needing
+            for word in set(self.words.findall(lowered)):
+                candidates |= needing[word]
+        alternatives = self.alternatives
+        best: re.Match[str] | None = None
+        best_row = -1
+        while candidates:
+            lowest = candidates & -candidates
+            row, pattern = alternatives[lowest.bit_length() - 1]
+            if best is not None and row != best_row:
+                break  # the earlier row matched: later rows do not count
+            found = pattern.search(lowered)
+            if found and (best is None or found.start() < best.start()):
+                best, best_row = found, row
+            candidates ^= lowest
+        return (best_row, best) if best is not None else None
 
 
-def _required(items) -> set[str] | None:
-    constants = re._constants
-    candidates: list[set[str]] = []
-    run: list[str] = []
-
-    def flush() -> None:
-        if run:
-            candidates.append({"".join(run)})
-            run.clear()
-
-    for op, arg in items:
-        if op is constants.LITERAL:
-            run.append(chr(arg))
-            continue
-        if op is constants.AT:
-            continue  # zero-width (\b, ^, $): the literal run goes on
-        flush()
-        if op is constants.SUBPATTERN:
-            inner = _required(list(arg[-1]))
-        elif op is constants.BRANCH:
-            branches = [_required(list(branch)) for branch in arg[1]]
-            inner = set().union(*branches) if all(branches) else None
-        elif op in (constants.MAX_REPEAT, constants.MIN_REPEAT) and arg[0] >= 1:
-            inner = _required(list(arg[2]))
-        else:
-            inner = None
-        if inner:
-            candidates.append(inner)
-    flush()
-    if not candidates:
-        return None
-    return max(candidates, key=lambda words: min(len(word) for word in words))
+def _or_all(masks) -> int:
+    combined = 0
+    for mask in masks:
+        combined |= mask
+    return combined
 
 
-_COMPILED = _compile(PHRASES)
-_GAVE_UP = _compile(GAVE_UP)
-_STOCK = _compile(STOCK_PHRASES)
-_SPACES = re.compile(r"\s+")
+_PHRASES = _Table(PHRASES)
+_GAVE_UP = _Table(GAVE_UP)
+_STOCK = _Table(STOCK_PHRASES)
+# A link: its path is dropped, its host kept. (It starts where a word or a scheme starts, and
+# its labels are read possessively: the same matches, without retrying inside long words.)
+_LINKS = re.compile(r"(?:(?<![\w-])|(?=https?://))(?:https?://)?"
+                    r"((?:www\.)?[\w-]++(?:\.[\w-]++)+)/\S*", re.I)
 # A code and status repeated inside a multi-line reply ("... multiple 550 5.7.1 addresses").
-_LINKS = re.compile(r"(?:https?://)?((?:www\.)?[\w-]+(?:\.[\w-]+)+)/\S*", re.I)
-_REPEATED_CODES = re.compile(r"(?<=\s)[245]\d\d(?:[ -]#?[245]\.\d{1,3}\.\d{1,3}|-)\s?")
+# (The look-behind for the white space before the code comes after the code's first digit,
+# so that the engine can skip to the digits instead of trying the look-behind everywhere.)
+_REPEATED_CODES = re.compile(r"[245](?<=\s[245])\d\d(?:[ -]#?[245]\.\d{1,3}\.\d{1,3}|-)\s?")
+
+
+# Texts up to this long are remembered with their verdict (the recipients of one report
+# often share their words, and the chain asks again); a longer one is read each time, so the
+# cache stays small whatever a message holds.
+_CACHED_TEXT = 4096
 
 
 def match(text: str) -> tuple[Reason, str] | None:
     """The first table entry that matches the text: (reason, the words that matched)."""
-    return _first(_COMPILED, text)
+    if len(text) > _CACHED_TEXT:
+        return _first(_PHRASES, text)
+    return _match_cached(text)
 
 
 def gave_up(text: str) -> tuple[Reason, str] | None:
     """Words that say only that delivery stopped being retried: (expired, the words)."""
+    if len(text) > _CACHED_TEXT:
+        return _first(_GAVE_UP, text)
+    return _gave_up_cached(text)
+
+
+@lru_cache(maxsize=256)
+def _match_cached(text: str) -> tuple[Reason, str] | None:
+    return _first(_PHRASES, text)
+
+
+@lru_cache(maxsize=64)
+def _gave_up_cached(text: str) -> tuple[Reason, str] | None:
     return _first(_GAVE_UP, text)
 
 
@@ -518,21 +553,32 @@ def stock(text: str) -> tuple[Reason, str] | None:
     return _first(_STOCK, text)
 
 
-def _first(table: list[_Entry], text: str) -> tuple[Reason, str] | None:
+def fold_spaces(text: str) -> str:
+    """Each run of white space as one space: `re.sub(r"\\s+", " ", text)`, several times faster
+    (str.split and the regex agree on what white space is)."""
+    folded = " ".join(text.split())
+    if not folded:
+        return " " if text else ""
+    if text[0].isspace():
+        folded = " " + folded
+    if text[-1].isspace():
+        folded += " "
+    return folded
+
+
+def _first(table: _Table, text: str) -> tuple[Reason, str] | None:
     if not text:
         return None
     if "http" in text or "www." in text:
         # A link's path is a reference, not the verdict ("/reputation/?ip="); its host may name
         # the blocklist ("http://www.spamhaus.org/query/...").
         text = _LINKS.sub(r"\1 ", text)
-    text = _REPEATED_CODES.sub("", _SPACES.sub(" ", text))
+    text = _REPEATED_CODES.sub("", fold_spaces(text))
     lowered = text.lower()
     if len(lowered) != len(text):  # a few characters grow when lower-cased; keep spans right
         text = lowered
-    for reason, pattern, words in table:
-        if words is not None and not any(word in lowered for word in words):
-            continue
-        found = pattern.search(lowered)
-        if found:
-            return reason, f"phrase {text[found.start():found.end()]!r}"
-    return None
+    first = table.first(lowered)
+    if first is None:
+        return None
+    row, found = first
+    return table.reasons[row], f"phrase {text[found.start():found.end()]!r}"

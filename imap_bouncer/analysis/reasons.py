@@ -41,6 +41,7 @@ from functools import lru_cache
 
 from ..report import ADDRESS_REASONS, Action, Reason
 from . import phrases
+from .literals import Prefiltered
 
 STATUS_IN_TEXT = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
 # A reply code: "550 ", "550-", but not one number among others ("550 1234", "10.550.2").
@@ -394,6 +395,7 @@ _COMMAND_MARKER = re.compile(
     r"|(?P<qmail_conn>but greeting failed)|(?P<qmail_helo>but my name was rejected)"  # qmail
     r"|(?P<postfix_conn>refused to talk to me)",  # Postfix: the greeting was a refusal
     re.I)
+_COMMAND_MARKER_QUICK = Prefiltered(_COMMAND_MARKER)
 # Sendmail's (and Courier's) session transcript: a ">>> COMMAND" line, then "<<< reply" lines.
 _TRANSCRIPT_LINE = re.compile(r"^[ \t]*(>>>|<<<)[ \t]?(.*)$", re.M)
 _TRANSCRIPT_COMMAND = re.compile(r"(data|mail from|rcpt to|helo|ehlo)\b", re.I)
@@ -413,7 +415,7 @@ def _command(stated: str, diagnostic: str, notice: str, about: str, address: str
     if stated.strip():
         return stated.strip().upper()
     for text in (diagnostic, about):
-        found = _COMMAND_MARKER.search(text)
+        found = _COMMAND_MARKER_QUICK.search(text)
         if found:
             name = found.lastgroup or ""
             word = name if "_" in name else found.group(name).lower()
@@ -423,10 +425,10 @@ def _command(stated: str, diagnostic: str, notice: str, about: str, address: str
 
 def _transcript_command(notice: str, address: str, diagnostic: str) -> str:
     """The last command in a transcript whose exchange names the recipient or repeats its words."""
-    wanted = [w for w in (address.lower(), _SPACES.sub(" ", diagnostic).lower()[:30]) if w]
+    wanted = [w for w in (address.lower(), phrases.fold_spaces(diagnostic).lower()[:30]) if w]
     exchanges: list[tuple[str, list[str]]] = []
     for line in _TRANSCRIPT_LINE.finditer(notice):
-        said = _SPACES.sub(" ", line.group(2)).lower()
+        said = phrases.fold_spaces(line.group(2)).lower()
         if line.group(1) == ">>>":
             found = _TRANSCRIPT_COMMAND.match(said)
             exchanges.append((_COMMAND_NAMES[found.group(1)] if found else "", [said]))
@@ -441,8 +443,10 @@ def _transcript_command(notice: str, address: str, diagnostic: str) -> str:
 
 
 _ADDRESS = re.compile(r"[\w.+=-]+@[\w-]+(?:\.[\w-]+)+")
+# The same, starting only where a run of local-part characters starts: a search for the other
+# pattern retries at every character of a long word, this one skips the word at once.
+_ADDRESS_AT_START = re.compile(r"(?<![\w.+=-])[\w.+=-]+@[\w-]+(?:\.[\w-]+)+")
 _SENDER_CONTEXT = re.compile(r"from:? ?<?$", re.I)
-_SPACES = re.compile(r"\s+")
 _WINDOW = 400  # characters after the address that can still be about it
 _WHOLE_NOTICE = 2000  # a notice that does not name the address: its opening says why
 
@@ -450,7 +454,7 @@ _WHOLE_NOTICE = 2000  # a notice that does not name the address: its opening say
 @lru_cache(maxsize=8)
 def _folded(notice: str) -> tuple[str, str]:
     """The notice with white space folded, and lower-cased (shared by its recipients)."""
-    text = _SPACES.sub(" ", notice)
+    text = phrases.fold_spaces(notice)
     return text, text.lower()
 
 
@@ -470,7 +474,9 @@ def _about_recipient(notice: str, address: str) -> str:
     pieces: list[str] = []
     while start >= 0 and len(pieces) < 4:
         end = min(len(text), start + len(wanted) + _WINDOW)
-        for other in _ADDRESS.finditer(text, start + len(wanted), end):
+        after = start + len(wanted)
+        others = _addresses(text, after, end) if text.find("@", after, end) >= 0 else ()
+        for other in others:
             if other.group(0).lower() != wanted and not _SENDER_CONTEXT.search(
                     text[max(0, other.start() - 7):other.start()]):
                 end = other.start()
@@ -478,6 +484,19 @@ def _about_recipient(notice: str, address: str) -> str:
         pieces.append(text[start:end])
         start = lowered.find(wanted, end)
     return " ".join(pieces)
+
+
+def _addresses(text: str, position: int, end: int):
+    """`_ADDRESS.finditer(text, position, end)`, faster: a match either starts right at the
+    position (checked there) or, failing that, where a run of local-part characters starts
+    (an address that starts inside a run would start with the run)."""
+    while True:
+        found = _ADDRESS.match(text, position, end) or _ADDRESS_AT_START.search(
+            text, position + 1, end)
+        if found is None:
+            return
+        yield found
+        position = found.end()
 
 
 def _status_class(status: str, smtp_code: str, action: Action) -> str:

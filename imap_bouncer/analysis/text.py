@@ -52,15 +52,22 @@ RULED_HEADERS = re.compile(
 
 
 def text_parts(message: Part) -> list[Part]:
-    """The text/plain (else text/html) parts outside any attached original message."""
+    """The text/plain (else text/html) parts outside any attached original message, in
+    order. Found once per message (many guards ask); the list is shared: do not change it."""
+    if "text_parts" not in message.derived:
+        message.derived["text_parts"] = _text_parts(message)
+    return message.derived["text_parts"]  # type: ignore[return-value]
+
+
+def _text_parts(message: Part) -> list[Part]:
     plain: list[Part] = []
     html: list[Part] = []
-    stack = [message]
+    stack = [message]  # depth first: the last part pushed is the next one read
     while stack:
-        part = stack.pop(0)
+        part = stack.pop()
         ctype = part.content_type
         if ctype.startswith("multipart/"):
-            stack[0:0] = part.parts
+            stack.extend(reversed(part.parts))
         elif ctype == "text/plain":
             plain.append(part)
         elif ctype == "text/html":

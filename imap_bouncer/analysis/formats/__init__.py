@@ -143,13 +143,13 @@ WORDS_ONLY = {"x1", "x2", "x3", "x6", "dragonfly", "domino", "notes", "v5sendmai
              "powermta", "gmail", "yahoo", "aol", "compuserve", "mssmtpsvc", "postoffice", "smail",
              "x400", "groupwise"}
 
+# The formats tried on a message no mail system sent, in the same order.
+_NOT_WORDS_ONLY = tuple(module for module in KNOWN if module.NAME not in WORDS_ONLY)
+
 
 def analyze_known(message: Part) -> Findings | None:
     """The first known format that claims the message."""
-    machine = machine_sent(message)
-    for module in KNOWN:
-        if module.NAME in WORDS_ONLY and not machine:
-            continue
+    for module in KNOWN if machine_sent(message) else _NOT_WORDS_ONLY:
         findings = module.analyze(message)
         if findings is not None:
             if not findings.analyzer:

@@ -15,6 +15,7 @@ from ..origin import (
     is_reply_or_forward,
     machine_sent,
     null_return_path,
+    once_per_message,
     relayed_report,
 )
 
@@ -46,6 +47,7 @@ SYSTEM_LOCALS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "root",
                            "noreply", "no-reply", "daemon", "bounce", "bounces"})
 
 
+@once_per_message
 def looks_like_bounce(message: Part) -> bool:
     """A cheap look at the headers: sent by a mail system, about a failed delivery.
 

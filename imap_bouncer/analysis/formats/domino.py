@@ -13,6 +13,7 @@ from ...report import Action, Reason
 from .. import dsn
 from ..addresses import find_addresses
 from ..findings import Failure, Findings
+from ..literals import Prefiltered
 from ..message import Part
 from .textreport import findings_of, hint_for, plain_notice, unfold
 
@@ -20,6 +21,7 @@ NAME = "domino"
 
 _NOTICE = re.compile(r"^\s*was not delivered to:\s*\n(.*?)^\s*because:\s*\n(.*?)(?:\n[ \t]*\n|\Z)",
                      re.I | re.M | re.S)
+_NOTICE = Prefiltered(_NOTICE)  # searched only in texts holding its words
 # Domino's own words for a recipient its directory does not know.
 _HINTS = (
     (Reason.USERUNKNOWN, re.compile(r"not listed in (?:the )?(?:Domino Directory|public Name "
@@ -33,6 +35,7 @@ _HINTS = (
 # Domino's delivery confirmation ("Delivery Report", asked for by the sender):
 # "Your document: <subject>\nwas delivered to: <recipient>\n  on: <date>".
 _DELIVERED = re.compile(r"^\s*Your document:.*\n\s*was delivered to:[ \t]*(.+)$", re.I | re.M)
+_DELIVERED = Prefiltered(_DELIVERED)  # searched only in texts holding its words
 # Notes' own "Delivery Failure Report" form (R4-R6, mail between Notes domains and from its
 # SMTP gateway): the same three fields side by side with their values, the reason running on
 # over indented lines: "Your document: <subject>\nwas not delivered to: <recipient>\n

@@ -13,6 +13,7 @@ import re
 from ...report import Action, Kind, Reason
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
+from ..literals import Prefiltered
 from ..message import Part
 from ..text import notice_text, original_headers
 
@@ -20,6 +21,7 @@ NAME = "kddi"
 
 SENDER = re.compile(r"(?:no-?reply|postmaster|mailer-daemon)@(?:[\w-]+\.)*"
                     r"(?:dion\.ne\.jp|auone-net\.jp)\b", re.I)
+SENDER = Prefiltered(SENDER)  # searched only in texts holding its words
 DELIVERED_TO = re.compile(r"^\s*Could not be delivered to:\s*<?([^\s<>@]+@[^\s<>]+?)>?\s*$",
                           re.I | re.M)
 CAUSE_LINE = re.compile(r"^\s*(As .*?)\s*$", re.M)

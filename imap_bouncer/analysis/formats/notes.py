@@ -11,6 +11,7 @@ import re
 from ...report import Action, Reason
 from ..addresses import ADDRESS_IN_TEXT, normalize_address
 from ..findings import Failure, Findings
+from ..literals import Prefiltered
 from ..message import Part
 from .textreport import findings_of, hint_for, plain_notice, unfold
 
@@ -18,6 +19,7 @@ NAME = "notes"
 
 _SECTION = re.compile(r"^-+ *Failure Reasons *-+\s*\n(.*?)(?:^-+ *Returned Message *-+|\Z)",
                       re.I | re.M | re.S)
+_SECTION = Prefiltered(_SECTION)  # searched only in texts holding its words
 _ADDRESS_LINE = re.compile(r"^\s*<?(" + ADDRESS_IN_TEXT.pattern + r")>?\s*$")
 # The Notes MTA's own words for a recipient its directory does not know.
 _HINTS = (

@@ -16,6 +16,7 @@ from ...report import Action, Kind
 from .. import dsn
 from ..addresses import find_addresses, normalize_address
 from ..findings import Failure, Findings
+from ..literals import Prefiltered
 from ..message import Part, parse_message
 from ..text import notice_text, original_headers
 from .smtp_reply import command_of, unfold_reply
@@ -26,9 +27,11 @@ NAME = "postfix"
 # Postfix's notice greeting (bounce templates, old and new) and its report fields.
 _GREETING = re.compile(r"This is the (?:mail system|Postfix program) at host", re.I)
 _POSTFIX_FIELDS = re.compile(r"^X-Postfix-(?:Queue-ID|Sender)\s*:", re.I | re.M)
+_POSTFIX_FIELDS = Prefiltered(_POSTFIX_FIELDS)  # searched only in texts holding its words
 _SUBJECTS = re.compile(r"^(?:Undelivered Mail Returned to Sender|Delayed Mail \(still being "
                        r"retried\)|Mail Delivery Status Report)", re.I)
 _WARNING = re.compile(r"THIS IS A WARNING ONLY|Delayed Mail \(still being retried\)", re.I)
+_WARNING = Prefiltered(_WARNING)  # searched only in texts holding its words
 # A recipient paragraph: "<a@b>" or "<a@b> (expanded from <c@d>)", a colon, the words.
 _PARAGRAPH = re.compile(
     r"^<(?P<address>[^<>\s]+@[^<>\s]+|[^<>\s]+)>(?:\s+\(expanded from\s+<(?P<alias>[^<>]*)>\))?"

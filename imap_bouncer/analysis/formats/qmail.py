@@ -14,6 +14,7 @@ import re
 from ...report import Action, Kind
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
+from ..literals import Prefiltered
 from ..message import Part, header_block_of
 from ..text import notice_text, original_headers
 from .common import looks_like_bounce
@@ -23,6 +24,7 @@ NAME = "qmail"
 # qmail-send's greeting; qmail's own bounce Received line ("(qmail 123 invoked for bounce)").
 _GREETING = "qmail-send program at"
 _INVOKED_FOR_BOUNCE = re.compile(r"invoked for bounce", re.I)
+_INVOKED_FOR_BOUNCE = Prefiltered(_INVOKED_FOR_BOUNCE)  # searched only in texts holding its words
 # Where the copy of the message starts (qmail, indimail).
 _ORIGINAL = re.compile(r"^-{2,} ?(?:Below this line is|Enclosed is) a copy of the message",
                        re.I | re.M)

@@ -17,6 +17,7 @@ from ...report import Action
 from .. import dsn
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
+from ..literals import Prefiltered
 from ..message import Part
 from ..text import notice_text
 from .common import looks_like_bounce
@@ -29,8 +30,10 @@ NAME = "sendmail"
 _RULER = re.compile(r"^\s*-----\s*(?P<title>The following addresses had (?P<kind>permanent "
                     r"fatal|transient non-fatal) errors|Transcript of session follows)\s*-----\s*$",
                     re.I | re.M)
+_RULER = Prefiltered(_RULER)  # searched only in texts holding its words
 _ANY_RULER = re.compile(r"^\s*-----.*-----\s*$", re.M)
 _WARNING = re.compile(r"THIS IS A WARNING MESSAGE ONLY|transient non-fatal errors", re.I)
+_WARNING = Prefiltered(_WARNING)  # searched only in texts holding its words
 _MIME_PREAMBLE = re.compile(rb"^This is a MIME-encapsulated message\s*\n+--(\S+)\s*$", re.M)
 _TALKING = re.compile(r"^\.\.\. while talking to (?P<host>[^:]+?)\.?:\s*$", re.I)
 _REASON = re.compile(r"\(reason:\s*(.*?)\)\s*$", re.I)

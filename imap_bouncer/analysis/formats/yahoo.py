@@ -14,6 +14,7 @@ import re
 from ...report import Action, Kind
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
+from ..literals import Prefiltered
 from ..message import Part
 from ..text import notice_text, original_headers
 from .common import DELAY_WORDS
@@ -22,6 +23,7 @@ NAME = "yahoo"
 
 OPENING = re.compile(r"^Sorry, we were unable to deliver your message to the following "
                      r"address(?:es)?\.?\s*$", re.I | re.M)
+OPENING = Prefiltered(OPENING)  # searched only in texts holding its words
 COPY_MARKER = re.compile(r"^-+ ?Below this line is a copy of the message\.?", re.I | re.M)
 RECIPIENT_LINE = re.compile(r"^<([^\s<>@]+@[^\s<>]+)>:\s*(.*)$")
 REMOTE_SAID = re.compile(r"^Remote host said:\s*", re.I)

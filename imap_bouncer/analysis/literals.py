@@ -1,0 +1,162 @@
+"""Literal words that every match of a regular expression holds, to skip searches cheaply.
+
+Python's regex engine tries a pattern at every position of a text; a substring test (`in`)
+is many times faster. A pattern whose every match holds one of a few literal words cannot
+match a text that holds none of them, so the search can be skipped, with the same answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+
+def required_words(pattern: str) -> tuple[str, ...] | None:
+    """Literal strings one of which every match of the pattern contains, or None.
+
+    Read from the pattern's parse tree: a run of literal characters is required; so is one of
+    the words of each alternative of a group; the longest such requirement is kept.
+    """
+    try:
+        tree = re._parser.parse(pattern)  # the stdlib's own pattern parser
+    except Exception:  # a parser change in a later Python: fall back to always searching
+        return None
+    words = _required(list(tree))
+    return tuple(sorted(words)) if words else None
+
+
+def _required(items) -> set[str] | None:
+    constants = re._constants
+    candidates: list[set[str]] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            candidates.append({"".join(run)})
+            run.clear()
+
+    for op, arg in items:
+        if op is constants.LITERAL:
+            run.append(chr(arg))
+            continue
+        if op is constants.AT:
+            continue  # zero-width (\b, ^, $): the literal run goes on
+        flush()
+        if op is constants.SUBPATTERN:
+            inner = _required(list(arg[-1]))
+        elif op is constants.BRANCH:
+            branches = [_required(list(branch)) for branch in arg[1]]
+            inner = set().union(*branches) if all(branches) else None
+        elif op in (constants.MAX_REPEAT, constants.MIN_REPEAT) and arg[0] >= 1:
+            inner = _required(list(arg[2]))
+        else:
+            inner = None
+        if inner:
+            candidates.append(inner)
+    flush()
+    if not candidates:
+        return None
+    return max(candidates, key=lambda words: min(len(word) for word in words))
+
+
+def top_level_alternatives(pattern: str) -> list[str]:
+    """The pattern split at its top-level `|` (outside groups and classes), or [pattern]
+    when it has none or cannot be split safely (global inline flags, group references)."""
+    pieces: list[str] = []
+    depth, start, index, in_class = 0, 0, 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            if char == "]":
+                in_class = False
+        elif char == "[":
+            in_class = True
+            index += 1
+            if pattern.startswith("^", index):
+                index += 1
+            if pattern.startswith("]", index):  # a "]" first in a class is a member
+                index += 1
+            continue
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            pieces.append(pattern[start:index])
+            start = index + 1
+        index += 1
+    pieces.append(pattern[start:])
+    if len(pieces) == 1 or re.match(r"\(\?[aiLmsux]+\)", pattern) \
+            or re.search(r"\\[1-9]|\(\?P=|\(\?\(", pattern):
+        return [pattern]
+    return pieces
+
+
+def trie_pattern(words: Iterable[str]) -> str:
+    """A regular expression matching the longest of `words` that starts at a position.
+
+    Shaped as a trie (one branch per next character, a word's end an optional group), so the
+    engine tries at most one branch per character and never backtracks further than a word.
+    """
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}  # the end of a word
+
+    def pattern_of(node: dict) -> str:
+        branches = [re.escape(char) + pattern_of(child)
+                    for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+        return f"(?:{body})?" if "" in node else body
+
+    return pattern_of(trie)
+
+
+def _matches_ascii(char: str) -> bool:
+    """Whether a non-ASCII pattern character can match an ASCII one under re.I (the Kelvin
+    sign matches "k", the long s "s")."""
+    return any(re.fullmatch(re.escape(char), chr(code), re.I) for code in range(128))
+
+
+class Prefiltered:
+    """A case-insensitive pattern that first looks, in ASCII text, for one of the literal
+    words every match of it holds: most texts hold none, and a substring test is far cheaper
+    than the search. (On ASCII text re.I is plain ASCII case folding, so the test is exact;
+    other text is always searched.) Has `search` and `finditer`; the rest is the pattern's.
+    """
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        words = required_words(pattern.pattern) if not pattern.flags & re.X else None
+        self.words: tuple[str, ...] | None = None
+        if words is not None:
+            kept = set()
+            for word in words:
+                if word.isascii():
+                    kept.add(word.lower())
+                elif any(not char.isascii() and _matches_ascii(char) for char in word):
+                    return  # a word ASCII text may match without holding it: no filter
+                # else: a word no ASCII text can match; an ASCII text cannot hold it
+            self.words = tuple(sorted(kept))
+
+    def _cannot_match(self, text: str) -> bool:
+        if self.words is None or not text.isascii():
+            return False
+        lowered = text.lower()
+        return not any(word in lowered for word in self.words)
+
+    def search(self, text: str, *args: int) -> re.Match[str] | None:
+        return None if self._cannot_match(text) else self.pattern.search(text, *args)
+
+    def finditer(self, text: str, *args: int) -> Iterator[re.Match[str]]:
+        return iter(()) if self._cannot_match(text) else self.pattern.finditer(text, *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self.pattern, name)
