@@ -15,7 +15,8 @@ import re
 import pytest
 from support import sample, sample_names
 
-from imap_bouncer.analysis import dsn, phrases, reasons
+from imap_bouncer.analysis import dsn, origin, phrases, reasons
+from imap_bouncer.analysis import text as text_module
 from imap_bouncer.analysis.addresses import _validated, normalize_address, strip_address
 from imap_bouncer.analysis.literals import Prefiltered, required_words, top_level_alternatives
 from imap_bouncer.analysis.message import parse_message
@@ -106,6 +107,7 @@ CASELESS = [
     re.compile(r"(?:no-?reply|postmaster|mailer-daemon)@(?:[\w-]+\.)*dion\.ne\.jp\b", re.I),
     re.compile(r"ma\u212ae sure|\u017fend", re.I),  # Kelvin sign, long s: match ASCII text
     re.compile(r"Empf\u00e4nger|recipient", re.I),
+    origin.LIST_ROLE_SENDER.pattern,
 ]
 
 
@@ -172,3 +174,28 @@ def test_white_space_folds_as_the_regex_folds() -> None:
     for _ in range(20000):
         text = "".join(rng.choice(" \t\n\xa0\u2003\x1cab") for _ in range(rng.randint(0, 8)))
         assert phrases.fold_spaces(text) == re.sub(r"\s+", " ", text), repr(text)
+
+
+def test_addresses_are_replaced_as_the_pattern_replaces() -> None:
+    rng = random.Random(7)
+    for _ in range(20000):
+        line = "".join(rng.choice(["a", "b", "@", ".", "+", "-", " ", "<", ">", "x@y.z"])
+                       for _ in range(rng.randint(0, 14)))
+        assert reasons._replace_addresses(line, "x@x.x") == \
+            reasons._ADDRESS.sub("x@x.x", line), line
+
+
+def test_ruled_headers_are_found_where_the_search_finds_them() -> None:
+    rng = random.Random(8)
+    lines = ["", "  ", "text", "-- x --", "---- Kopie der Kopfzeilen ----", "== x ==", " -- x --",
+             "--", "---", "-x-", "=- y -=", "From: a@b.example", "Subject: x", "To: c@d.example",
+             "Date: now", " folded", "X-Other: y", "----\t", "\t== z =="]
+    texts = SAMPLE_TEXTS + ["\n".join(rng.choice(lines) for _ in range(rng.randint(0, 12)))
+                            for _ in range(20000)]
+    found = 0
+    for body in texts:
+        expected = text_module.RULED_HEADERS.search(body)
+        got = text_module._ruled_headers(body)
+        assert (got and got.span()) == (expected and expected.span()), body
+        found += expected is not None
+    assert found > 100

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from functools import wraps
 
+from .literals import Prefiltered
 from .message import Part
 from .text import notice_text, split_at_original
 
@@ -62,6 +63,7 @@ LIST_ROLE_SENDER = re.compile(
     r"(?:^|[\s<\"'])owner-[^@\s<>]+@|"
     r"(?:^|[\s<\"'])(?:mailman|majordomo|listserv|sympa|ezmlm|listproc|lyris)"
     r"(?:-[^@\s<>]*)?@", re.I)
+LIST_ROLE_SENDER = Prefiltered(LIST_ROLE_SENDER)  # searched only in texts holding its words
 
 
 def once_per_message(question: Callable[[Part], bool]) -> Callable[[Part], bool]:

@@ -306,7 +306,7 @@ STATED = "stated by the format"
 
 def _says_mailbox_missing(diagnostic: str) -> bool:
     """Explicit words that the mailbox does not exist, and none about a filter or a policy."""
-    words = _ADDRESS.sub(" ", diagnostic)  # "<filtered@example.org>" names no filter
+    words = _replace_addresses(diagnostic, " ")  # "<filtered@example.org>" names no filter
     return bool(phrases.MAILBOX_MISSING.search(words)) and not phrases.FILTER_WORDS.search(words)
 
 # What is left of a reply once its codes, addresses and RFC 5321's stock texts are gone: the
@@ -351,7 +351,7 @@ def _first_cause(
 def _mask_addresses(text: str) -> str:
     """An address's local part is a name, not the server's words: "<spam@example.org>: User
     unknown" is not spam, "<nosuchuser@example.org>: refused by policy" no missing mailbox."""
-    return _ADDRESS.sub("x@x.x", text) if "@" in text else text
+    return _replace_addresses(text, "x@x.x") if "@" in text else text
 
 
 def _reconcile(
@@ -377,7 +377,8 @@ def _reconcile(
         return Reason.USERUNKNOWN, f"{evidence} with status {status}"
     if reason is Reason.USERUNKNOWN and detail == "2.2":
         return Reason.MAILBOXFULL, f"{evidence} with status {status}"
-    if reason is Reason.USERUNKNOWN and phrases.FILTER_WORDS.search(_ADDRESS.sub(" ", diagnostic)):
+    if reason is Reason.USERUNKNOWN and phrases.FILTER_WORDS.search(
+            _replace_addresses(diagnostic, " ")):
         # "User unknown" beside a filter, spam, a blocklist or a policy: a filter's disguise.
         return Reason.FILTERED, f"{evidence} beside a filter's words"
     return reason, evidence
@@ -497,6 +498,19 @@ def _addresses(text: str, position: int, end: int):
             return
         yield found
         position = found.end()
+
+
+def _replace_addresses(text: str, replacement: str) -> str:
+    """`_ADDRESS.sub(replacement, text)` (a replacement without backslashes), faster."""
+    if "@" not in text:
+        return text
+    pieces: list[str] = []
+    position = 0
+    for found in _addresses(text, 0, len(text)):
+        pieces += (text[position:found.start()], replacement)
+        position = found.end()
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 def _status_class(status: str, smtp_code: str, action: Action) -> str:

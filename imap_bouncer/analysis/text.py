@@ -116,10 +116,25 @@ def split_at_original(text: str) -> tuple[str, str]:
     """
     match = ORIGINAL_MARKERS.search(text)
     if not match:
-        match = RULED_HEADERS.search(text)
+        match = _ruled_headers(text)
     if not match or match.group(0).lower().startswith("the original message was received"):
         return text, ""
     return text[:match.start()], text[match.end():]
+
+
+# The start of a line that can open RULED_HEADERS: white space, then two rule characters.
+_RULE_START = re.compile(r"\n[ \t]*[-=]{2}")
+
+
+def _ruled_headers(text: str) -> re.Match[str] | None:
+    """`RULED_HEADERS.search(text)`, tried only at the starts of lines that begin a rule: the
+    pattern starts with "^", and the engine would try it at every character instead."""
+    found = RULED_HEADERS.match(text)
+    for line in _RULE_START.finditer(text) if found is None else ():
+        found = RULED_HEADERS.match(text, line.start() + 1)
+        if found is not None:
+            break
+    return found
 
 
 def original_headers(message: Part) -> list[tuple[str, str]] | None:
