@@ -185,9 +185,7 @@ def _kind(claimed: Kind, recipients: list[Recipient]) -> Kind:
 
 def _original(message: Part, findings: Findings | None, options: Options) -> Original:
     headers = findings.original_headers if findings and findings.original_headers else []
-    values: dict[str, str] = {}
-    for name, value in headers:
-        values.setdefault(name, value)
+    values: dict[str, str] = dict(reversed(headers))  # each header's first value
     envelope = ""
     for name in ENVELOPE_HEADERS:
         envelope = normalize_address(message.get(name))

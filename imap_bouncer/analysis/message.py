@@ -311,7 +311,12 @@ class Part:
         return _decode_words_cached(value)  # the chain asks for the subject again and again
 
     def __contains__(self, name: str) -> bool:
-        return name in self._first or name.lower() in self._first
+        first = self._first
+        return name in first or (not name.islower() and name.lower() in first)
+
+    def has_any(self, names: frozenset[str]) -> bool:
+        """Whether any of these (lower-case) header names is present: one set operation."""
+        return not names.isdisjoint(self._first)
 
     # --- content type ------------------------------------------------------------------
     @lazy

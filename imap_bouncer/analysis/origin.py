@@ -96,7 +96,10 @@ def from_mail_system(message: Part) -> bool:
 @once_per_message
 def from_list(message: Part) -> bool:
     """Distributed by a mailing list or a bulk sender: a post, a digest, a newsletter."""
-    return any(name in message for name in (*LIST_HEADERS, *LIST_MANAGER_HEADERS))
+    return message.has_any(_ANY_LIST_HEADER)
+
+
+_ANY_LIST_HEADER = frozenset((*LIST_HEADERS, *LIST_MANAGER_HEADERS))
 
 
 @once_per_message
