@@ -286,7 +286,11 @@ class Part:
     def _index(self) -> dict[str, list[str]]:
         index: dict[str, list[str]] = {}
         for key, value in self.headers:
-            index.setdefault(key, []).append(value)
+            values = index.get(key)
+            if values is None:
+                index[key] = [value]
+            else:
+                values.append(value)
         return index
 
     def get(self, name: str, default: str = "") -> str:
