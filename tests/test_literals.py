@@ -18,7 +18,12 @@ from support import sample, sample_names
 from imap_bouncer.analysis import dsn, origin, phrases, reasons
 from imap_bouncer.analysis import text as text_module
 from imap_bouncer.analysis.addresses import _validated, normalize_address, strip_address
-from imap_bouncer.analysis.literals import Prefiltered, required_words, top_level_alternatives
+from imap_bouncer.analysis.literals import (
+    Prefiltered,
+    alternatives_words,
+    required_words,
+    top_level_alternatives,
+)
 from imap_bouncer.analysis.message import parse_message
 from imap_bouncer.analysis.text import notice_text
 
@@ -89,6 +94,16 @@ def test_a_row_split_at_its_alternatives_rejoins_to_itself() -> None:
             re.compile(piece)
     assert top_level_alternatives(r"a(?:b|c)|[|]d|\|e") == ["a(?:b|c)", "[|]d", r"\|e"]
     assert top_level_alternatives(r"(a)|\1") == [r"(a)|\1"]  # a reference: kept whole
+
+
+def test_words_read_from_one_parse_are_each_alternatives_own() -> None:
+    for _reason, pattern in phrases.PHRASES + phrases.GAVE_UP + phrases.STOCK_PHRASES:
+        pieces = top_level_alternatives(pattern)
+        assert alternatives_words(pattern, pieces) == [required_words(p) for p in pieces]
+    # A common prefix the parser takes out of the branch: read piece by piece instead.
+    pieces = top_level_alternatives("user unknown|user gone")
+    assert alternatives_words("user unknown|user gone", pieces) == [("user unknown",),
+                                                                   ("user gone",)]
 
 
 def test_required_words_are_in_every_match() -> None:

@@ -25,6 +25,22 @@ def required_words(pattern: str) -> tuple[str, ...] | None:
     return tuple(sorted(words)) if words else None
 
 
+def alternatives_words(pattern: str, pieces: list[str]) -> list[tuple[str, ...] | None]:
+    """`required_words` of each of the pattern's top-level alternatives (`pieces`), from one
+    parse of the whole pattern when its tree shows the same alternatives, else piece by piece.
+    """
+    if len(pieces) > 1:
+        try:
+            tree = list(re._parser.parse(pattern))
+        except Exception:
+            tree = []
+        if len(tree) == 1 and tree[0][0] is re._constants.BRANCH \
+                and len(tree[0][1][1]) == len(pieces):
+            found = [_required(list(branch)) for branch in tree[0][1][1]]
+            return [tuple(sorted(words)) if words else None for words in found]
+    return [required_words(piece) for piece in pieces]
+
+
 def _required(items) -> set[str] | None:
     constants = re._constants
     candidates: list[set[str]] = []
@@ -108,9 +124,15 @@ def trie_pattern(words: Iterable[str]) -> str:
             node = node.setdefault(char, {})
         node[""] = {}  # the end of a word
 
+    escaped: dict[str, str] = {}
+
     def pattern_of(node: dict) -> str:
-        branches = [re.escape(char) + pattern_of(child)
-                    for char, child in sorted(node.items()) if char]
+        branches = []
+        for char, child in sorted(node.items()):
+            if char:
+                if char not in escaped:
+                    escaped[char] = re.escape(char)
+                branches.append(escaped[char] + pattern_of(child))
         if not branches:
             return ""
         body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"

@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 
 from ..report import Reason
-from .literals import required_words, top_level_alternatives, trie_pattern
+from .literals import alternatives_words, top_level_alternatives, trie_pattern
 
 # "This user doesn't have a yahoo.com account": no such account, at any SMTP stage.
 _ACCOUNT_MISSING = r"(?:doesn't|does not) have an? .{1,40} account"
@@ -454,11 +454,11 @@ class _Table:
         for row, (reason, pattern) in enumerate(table):
             self.reasons.append(reason)
             flags = re.I if _HAS_UPPER.search(pattern) else 0
-            re.compile(pattern, flags)  # a bad row fails here, whole, as before
-            for piece in top_level_alternatives(pattern):
+            pieces = top_level_alternatives(pattern)
+            needed = alternatives_words(pattern, pieces) if not flags else [None] * len(pieces)
+            for piece, words in zip(pieces, needed, strict=True):  # a bad row fails here
                 bit = 1 << len(self.alternatives)
                 self.alternatives.append((row, re.compile(piece, flags)))
-                words = None if flags else required_words(piece)
                 if words is None:
                     always |= bit
                 for word in words or ():
@@ -467,7 +467,7 @@ class _Table:
         # The trie search reports, at each position, the longest word that starts there;
         # every shorter word starting there is a prefix of it, so it stands for them too.
         self.needing = {
-            word: _or_all(mask for other, mask in needs.items() if word.startswith(other))
+            word: _or_all(needs.get(word[:end], 0) for end in range(1, len(word) + 1))
             for word in needs
         }
         # A class of the words' first characters before the trie: the engine tests a class
