@@ -444,9 +444,6 @@ def _transcript_command(notice: str, address: str, diagnostic: str) -> str:
 
 
 _ADDRESS = re.compile(r"[\w.+=-]+@[\w-]+(?:\.[\w-]+)+")
-# The same, starting only where a run of local-part characters starts: a search for the other
-# pattern retries at every character of a long word, this one skips the word at once.
-_ADDRESS_AT_START = re.compile(r"(?<![\w.+=-])[\w.+=-]+@[\w-]+(?:\.[\w-]+)+")
 _SENDER_CONTEXT = re.compile(r"from:? ?<?$", re.I)
 _WINDOW = 400  # characters after the address that can still be about it
 _WHOLE_NOTICE = 2000  # a notice that does not name the address: its opening says why
@@ -488,14 +485,18 @@ def _about_recipient(notice: str, address: str) -> str:
 
 
 def _addresses(text: str, position: int, end: int):
-    """`_ADDRESS.finditer(text, position, end)`, faster: a match either starts right at the
-    position (checked there) or, failing that, where a run of local-part characters starts
-    (an address that starts inside a run would start with the run)."""
-    while True:
-        found = _ADDRESS.match(text, position, end) or _ADDRESS_AT_START.search(
-            text, position + 1, end)
+    """`_ADDRESS.finditer(text, position, end)`, faster: an address holds one "@", and the
+    match that holds a given "@" starts where the run of local-part characters before it
+    starts (from any later start the rest matches alike). So each "@" is found with a
+    substring search, its local part read back, and the pattern tried once, there."""
+    while (at := text.find("@", position, end)) >= 0:
+        start = at
+        while start > position and (text[start - 1].isalnum() or text[start - 1] in "_.+=-"):
+            start -= 1
+        found = _ADDRESS.match(text, start, end) if start < at else None
         if found is None:
-            return
+            position = at + 1
+            continue
         yield found
         position = found.end()
 
