@@ -207,6 +207,8 @@ def test_ruled_headers_are_found_where_the_search_finds_them() -> None:
              "Date: now", " folded", "X-Other: y", "----\t", "\t== z =="]
     texts = SAMPLE_TEXTS + ["\n".join(rng.choice(lines) for _ in range(rng.randint(0, 12)))
                             for _ in range(20000)]
+    texts += ["--\n" * count + "-- x --\nFrom: a@b.example\nTo: c@d.example\n"
+              for count in (199, 200, 201, 500)]
     found = 0
     for body in texts:
         expected = text_module.RULED_HEADERS.search(body)
@@ -214,3 +216,21 @@ def test_ruled_headers_are_found_where_the_search_finds_them() -> None:
         assert (got and got.span()) == (expected and expected.span()), body
         found += expected is not None
     assert found > 100
+
+
+def test_original_markers_are_found_where_the_search_finds_them() -> None:
+    rng = random.Random(9)
+    lines = ["", "text", "--- Original message follows ---", "------ Original message follows",
+             "Original message follows.", "  The original message was received at noon",
+             "-----Original Message-----", "From jo@example.com Mon Jan  1 00:00:00 2001", "x",
+             "A copy of the original message below this line:", "---", " ", "\t"]
+    texts = SAMPLE_TEXTS + ["\n".join(rng.choice(lines) for _ in range(rng.randint(0, 10)))
+                            for _ in range(20000)]
+    texts += ["\n" * count + "--- Original message follows ---" for count in (199, 200, 201, 500)]
+    found = 0
+    for body in texts:
+        expected = text_module.ORIGINAL_MARKERS.search(body)
+        got = text_module._at_a_line_start(text_module.ORIGINAL_MARKERS, body)
+        assert (got and got.span()) == (expected and expected.span()), body
+        found += expected is not None
+    assert found > 1000

@@ -114,12 +114,32 @@ def split_at_original(text: str) -> tuple[str, str]:
 
     Cached: many format guards ask this of the same notice text.
     """
-    match = ORIGINAL_MARKERS.search(text)
+    match = _at_a_line_start(ORIGINAL_MARKERS, text)
     if not match:
         match = _ruled_headers(text)
     if not match or match.group(0).lower().startswith("the original message was received"):
         return text, ""
     return text[:match.start()], text[match.end():]
+
+
+# Lines tried one by one before a search takes over: few notices have more, and a hostile
+# text of empty lines costs the engine's own scan, not a call per line.
+_LINES_TRIED = 200
+
+
+def _at_a_line_start(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """`pattern.search(text)` for a pattern that starts with "^" (re.M): tried at each line
+    start in order, where the engine would try every character of every line."""
+    position = 0
+    for _ in range(_LINES_TRIED):
+        found = pattern.match(text, position)
+        if found is not None:
+            return found
+        newline = text.find("\n", position)
+        if newline < 0:
+            return None
+        position = newline + 1
+    return pattern.search(text, position)
 
 
 # The start of a line that can open RULED_HEADERS: white space, then two rule characters.
@@ -130,11 +150,15 @@ def _ruled_headers(text: str) -> re.Match[str] | None:
     """`RULED_HEADERS.search(text)`, tried only at the starts of lines that begin a rule: the
     pattern starts with "^", and the engine would try it at every character instead."""
     found = RULED_HEADERS.match(text)
-    for line in _RULE_START.finditer(text) if found is None else ():
+    if found is not None:
+        return found
+    for tried, line in enumerate(_RULE_START.finditer(text)):
+        if tried == _LINES_TRIED:
+            return RULED_HEADERS.search(text, line.start() + 1)
         found = RULED_HEADERS.match(text, line.start() + 1)
         if found is not None:
-            break
-    return found
+            return found
+    return None
 
 
 def original_headers(message: Part) -> list[tuple[str, str]] | None:
