@@ -17,6 +17,7 @@ from support import sample, sample_names
 from imap_bouncer.analysis import analyze
 from imap_bouncer.analysis import message as message_module
 from imap_bouncer.analysis import text as text_module
+from imap_bouncer.analysis.literals import top_level_alternatives
 from imap_bouncer.analysis.message import parse_message
 from imap_bouncer.analysis.text import text_parts
 from imap_bouncer.report import ADDRESS_REASONS, Action, Kind, Reason, Recipient, Report
@@ -209,3 +210,12 @@ def test_walks_of_a_wide_tree_visit_each_part_once() -> None:
     found = text_module._text_parts(tree)
     assert found == leaves  # in document order
     assert Node.looks <= len(leaves) + 2
+
+
+def test_no_line_marker_reads_past_its_line() -> None:
+    """A marker tried at every line start that may run over blank lines (a leading \\s*) costs
+    the rest of the text at each line: quadratic on a notice of blank lines."""
+    pattern = text_module.ORIGINAL_MARKERS.pattern
+    alternatives = top_level_alternatives(pattern[len("^(?:"):pattern.rindex(")")])
+    assert len(alternatives) > 10
+    assert not [a for a in alternatives if a.startswith(("\\s", "[\\s"))]

@@ -33,7 +33,7 @@ ORIGINAL_MARKERS = re.compile(
     r"|The non-delivered message is attached to this message\."  # various
     r"|A copy of the original message (?:is )?below this line:?"  # EarthLink
     r"|Possibly truncated original message follows:"  # Novell GroupWise
-    r"|\s*Your message begins as follows:"  # MMDF
+    r"|[ \t]*Your message begins as follows:"  # MMDF, indented (\s* ran over blank lines)
     r"|\|-+ ?Message text follows:? ?-+\|"  # smail
     r"|From \S+@\S+ +(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) \w{3} +\d+ [\d:]+ \d{4}"  # mbox envelope line
     r")\s*$",
