@@ -7,12 +7,12 @@ recipient's reason, so every format is judged by the same rules.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from ..report import Action, Kind, Original, Recipient, Report
 from . import arf, dsn, formats, origin, reasons, unclaimed
+from . import lazy_re as re
 from .addresses import normalize_address
 from .findings import Failure, Findings
 from .message import Part, decode_words, parse_message

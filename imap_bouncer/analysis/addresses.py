@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
+
+from . import lazy_re as re
 
 # Non-ASCII letters may be in an address (RFC 6531); punctuation never is: Chinese and
 # Japanese notices write "收件人：a@b" with a full-width colon, and quotes like "“a@b”".

@@ -17,9 +17,8 @@ Delivered-To: the envelope recipient, right even for Bcc and list mail), else th
 
 from __future__ import annotations
 
-import re
-
 from ..report import Action, Kind, Reason
+from . import lazy_re as re
 from .addresses import normalize_address
 from .findings import Failure, Findings
 from .literals import Prefiltered

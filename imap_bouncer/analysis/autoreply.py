@@ -16,10 +16,9 @@ The recipient reported is the one who replied: the mail did reach them.
 
 from __future__ import annotations
 
-import re
-
 from ..report import Action, AutoreplyType, Kind, Reason
 from . import autoreply_phrases as words
+from . import lazy_re as re
 from .addresses import normalize_address
 from .findings import Failure, Findings
 from .formats.common import BOUNCE_SUBJECTS

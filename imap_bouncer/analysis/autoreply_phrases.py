@@ -10,7 +10,7 @@ Keep every fragment free of nested repetition: the text is hostile.
 
 from __future__ import annotations
 
-import re
+from . import lazy_re as re
 
 # Languages whose words a regex word boundary cannot find.
 UNSPACED = frozenset({"zh", "ja", "ko", "th", "hi"})

@@ -13,10 +13,10 @@ recipient, or the session transcript. Those are taken as the diagnostic.
 
 from __future__ import annotations
 
-import re
 from dataclasses import fields, replace
 
 from ..report import Action
+from . import lazy_re as re
 from .addresses import normalize_address
 from .findings import Failure, Findings, kind_of
 from .message import Part, parse_field_groups

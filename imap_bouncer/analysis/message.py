@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import binascii
 import codecs
-import re
 import textwrap
 from collections.abc import Iterator
 from functools import lru_cache
 from urllib.parse import unquote_to_bytes
+
+from . import lazy_re as re
 
 # Bodies above this many bytes are cut before analysis: every format states its verdict near
 # the top, and the copy of the original message that follows can be huge.

@@ -15,10 +15,10 @@ own notice that attaches a bounce it could not use carries the report one level 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from functools import wraps
 
+from . import lazy_re as re
 from .literals import Prefiltered
 from .message import Part
 from .text import notice_text, split_at_original

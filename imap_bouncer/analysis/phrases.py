@@ -8,10 +8,10 @@ more specific reasons (a blocklist named in a 550 "user unknown"-looking reply) 
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 from ..report import Reason
+from . import lazy_re as re
 from .literals import alternatives_words, top_level_alternatives, trie_pattern
 
 # "This user doesn't have a yahoo.com account": no such account, at any SMTP stage.
@@ -445,14 +445,43 @@ class _Table:
     cannot be told (a case-insensitive pattern) is always tried.
     """
 
+    # Texts read row by row before the pre-filter is built: building it parses every pattern,
+    # which a process that reads one message (an MTA pipe) would pay for nothing.
+    WARM_UP = 32
+
     def __init__(self, table: list[tuple[Reason, str]]) -> None:
-        self.reasons: list[Reason] = []
+        self.table = table
+        self.reasons = [reason for reason, _ in table]
+        self.rows = [re.compile(pattern, re.I if _HAS_UPPER.search(pattern) else 0)
+                     for _, pattern in table]  # lazy_re: compiled when first tried
+        self.read = 0
+        self.built = False
+
+    def first(self, lowered: str) -> tuple[int, re.Match[str]] | None:
+        """(row index, match) of the first row in table order that matches the text."""
+        if not self.built:
+            self.read += 1
+            if self.read <= self.WARM_UP:
+                return self.first_by_rows(lowered)
+            self.build()
+        return self.first_by_words(lowered)
+
+    def first_by_rows(self, lowered: str) -> tuple[int, re.Match[str]] | None:
+        """The same answer without the pre-filter: each row's whole pattern, in order."""
+        for row, pattern in enumerate(self.rows):
+            found = pattern.search(lowered)
+            if found:
+                return row, found
+        return None
+
+    def build(self) -> None:
+        table = self.table
+        self.built = True
         # Per alternative, in table order: (row index, compiled alternative).
         self.alternatives: list[tuple[int, re.Pattern[str]]] = []
         always = 0  # bit i set: alternative i has no required words, so it is always tried
         needs: dict[str, int] = {}  # word -> bit mask of the alternatives that need it
-        for row, (reason, pattern) in enumerate(table):
-            self.reasons.append(reason)
+        for row, (_, pattern) in enumerate(table):
             flags = re.I if _HAS_UPPER.search(pattern) else 0
             pieces = top_level_alternatives(pattern)
             needed = alternatives_words(pattern, pieces) if not flags else [None] * len(pieces)
@@ -476,8 +505,8 @@ class _Table:
         self.words = (re.compile(f"(?=[{starts}])(?=({trie_pattern(needs)}))")
                       if needs else None)
 
-    def first(self, lowered: str) -> tuple[int, re.Match[str]] | None:
-        """(row index, match) of the first row in table order that matches the text."""
+    def first_by_words(self, lowered: str) -> tuple[int, re.Match[str]] | None:
+        """The first row that matches, trying only the alternatives whose words are there."""
         candidates = self.always
         if self.words is not None:
             needing = self.needing

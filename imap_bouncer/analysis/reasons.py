@@ -35,11 +35,11 @@ message (blocklist, policy, spam, authentication, rate limit) never is, whatever
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 from ..report import ADDRESS_REASONS, Action, Reason
+from . import lazy_re as re
 from . import phrases
 from .literals import Prefiltered
 

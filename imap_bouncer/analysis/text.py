@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
+from . import lazy_re as re
 from .message import Part, header_block_of, parse_header_lines
 
 ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers",

@@ -8,9 +8,8 @@ The gateway marks its messages with an `X-AHMAILID` header.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

@@ -15,11 +15,11 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from ...report import Action, Kind, Reason
 from .. import dsn
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

@@ -9,9 +9,8 @@ as message/rfc822. A message that expired carries the last remote reply in angle
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Kind
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part, parse_header_lines

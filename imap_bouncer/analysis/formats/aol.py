@@ -9,9 +9,8 @@ screen name does not exist ("they are not AOL members/users"), the mailbox is fu
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Reason
+from .. import lazy_re as re
 from ..addresses import ADDRESS_IN_TEXT, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

@@ -7,9 +7,8 @@ the addresses, then "----- Non-delivered information -----" and a fixed English 
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Kind, Reason
+from .. import lazy_re as re
 from ..addresses import find_addresses
 from ..findings import Failure, Findings
 from ..message import Part

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action
+from .. import lazy_re as re
 from ..addresses import ADDRESS_IN_TEXT, PUNCTUATION, normalize_address
 from ..findings import Failure
 from ..message import Part

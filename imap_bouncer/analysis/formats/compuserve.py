@@ -9,9 +9,8 @@ and the returned message.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Reason
+from .. import lazy_re as re
 from ..addresses import ADDRESS_IN_TEXT, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

@@ -8,9 +8,8 @@ words. The report part gives the last reply line and no command; the notice give
 
 from __future__ import annotations
 
-import re
-
 from .. import dsn
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Findings
 from ..message import Part

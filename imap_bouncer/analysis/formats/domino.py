@@ -7,10 +7,9 @@ because:\n\n  <reason>", often next to an RFC 3464 status part whose Diagnostic-
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Reason
 from .. import dsn
+from .. import lazy_re as re
 from ..addresses import find_addresses
 from ..findings import Failure, Findings
 from ..literals import Prefiltered

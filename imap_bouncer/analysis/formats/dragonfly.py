@@ -8,9 +8,8 @@ N seconds. Giving up."), up to "Message headers follow." or "Original message fo
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Reason
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

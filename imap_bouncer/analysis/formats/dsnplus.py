@@ -9,9 +9,8 @@ from the text alone when the status part is missing (truncated or forwarded copi
 
 from __future__ import annotations
 
-import re
-
 from .. import dsn
+from .. import lazy_re as re
 from ..findings import Failure, Findings, kind_of
 from ..message import Part, header_block_of
 from ..origin import from_mail_system, is_reply_or_forward

@@ -18,9 +18,8 @@ explanation, the MTS-ID and an "MSEXCH:IMS:... (000C05A6) Unknown Recipient" lin
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

@@ -12,9 +12,8 @@ X-Failed-Recipients lists the failed addresses in full.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Kind
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

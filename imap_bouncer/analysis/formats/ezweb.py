@@ -12,10 +12,9 @@ state better than its SMTP reply says ("The user(s) account is disabled." above 
 
 from __future__ import annotations
 
-import re
-
 from ...report import Kind, Reason
 from .. import dsn
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

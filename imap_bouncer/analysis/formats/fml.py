@@ -7,9 +7,8 @@ that the sender was rejected. Ordinary list posts carry the same header and are 
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Reason
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

@@ -16,11 +16,11 @@ address it was sent to, if any.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...report import Action, Kind
+from .. import lazy_re as re
 from .. import phrases
 from ..addresses import ADDRESS_IN_TEXT, find_addresses, normalize_address
 from ..findings import Failure, Findings

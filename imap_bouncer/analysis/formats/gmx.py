@@ -10,9 +10,8 @@ outgoing servers stamp `X-UI-Out-Filterresults` on what they send.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Kind
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

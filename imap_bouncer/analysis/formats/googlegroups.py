@@ -9,9 +9,8 @@ itself names the cause, `rejected`; the group address is not declared bad.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Kind, Reason
+from .. import lazy_re as re
 from ..addresses import find_addresses, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

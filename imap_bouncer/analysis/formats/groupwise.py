@@ -16,9 +16,8 @@ not found)"); it is taken only when the returned message names that mailbox.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action
+from .. import lazy_re as re
 from ..addresses import find_addresses, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

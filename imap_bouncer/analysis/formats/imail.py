@@ -9,9 +9,8 @@ line and the next is taken as its words. IMail marks its messages with
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Reason
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

@@ -6,9 +6,8 @@ Message details:\n  Subject: ...\n  MAIL FROM: ...\n  RCPT TO: a@b\n ...".
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action
+from .. import lazy_re as re
 from ..addresses import find_addresses
 from ..findings import Failure, Findings
 from ..message import Part

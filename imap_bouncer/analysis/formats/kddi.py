@@ -8,9 +8,8 @@ The "As ..." line is the cause in the server's words.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Kind, Reason
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..literals import Prefiltered

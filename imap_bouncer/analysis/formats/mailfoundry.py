@@ -7,9 +7,8 @@ delivery will be retried), then the message as message/rfc822.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

@@ -20,9 +20,8 @@ One reason for all the recipients listed after it.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action
+from .. import lazy_re as re
 from ..addresses import find_addresses
 from ..findings import Failure, Findings
 from ..message import Part

@@ -10,9 +10,8 @@ host mx.example.jp [192.0.2.1]: 550 5.1.1 ..." or Exim's own words such as
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Kind
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

@@ -9,9 +9,8 @@ got ("<-- 550 5.1.1 ..."), or a local error ("*  Error: 10060 Connection timed o
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

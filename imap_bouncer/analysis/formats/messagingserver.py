@@ -9,10 +9,9 @@ the status fields leave out.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Reason
 from .. import dsn
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

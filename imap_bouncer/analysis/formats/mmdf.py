@@ -11,9 +11,8 @@ address(es):", each address followed by "(host: ...) (queue: ...)". The message 
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Reason
+from .. import lazy_re as re
 from ..addresses import ADDRESS_IN_TEXT, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

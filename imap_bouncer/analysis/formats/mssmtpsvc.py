@@ -18,9 +18,8 @@ passed on by relays or saved as text often lose it, and then the sentence is all
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Reason
+from .. import lazy_re as re
 from ..addresses import ADDRESS_IN_TEXT, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

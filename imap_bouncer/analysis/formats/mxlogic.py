@@ -15,9 +15,8 @@ The address may also stand alone with the reply on the indented lines after it.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

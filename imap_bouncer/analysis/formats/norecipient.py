@@ -24,9 +24,8 @@ The words returned are the quoted SMTP reply that states the same cause, else th
 
 from __future__ import annotations
 
-import re
-
 from ...report import Reason
+from .. import lazy_re as re
 from ..message import Part
 from ..origin import (
     MAILER_SENDERS,

@@ -11,9 +11,8 @@ the line in the notice holds the server's words and its real status.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..dsn import status_part
 from ..findings import Failure, Findings, kind_of

@@ -10,10 +10,9 @@ alone. Also read: the "Postfix SMTP server: errors from ..." transcript sent to 
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Kind
 from .. import dsn
+from .. import lazy_re as re
 from ..addresses import find_addresses, normalize_address
 from ..findings import Failure, Findings
 from ..literals import Prefiltered

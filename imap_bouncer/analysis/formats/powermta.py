@@ -7,10 +7,9 @@ states when the server's words name none.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Reason
 from .. import dsn
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Findings
 from ..message import Part, parse_field_groups

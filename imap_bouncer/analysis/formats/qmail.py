@@ -9,9 +9,8 @@ after "Remote host said:" and qmail's status in "(#5.1.1)". The copy of the mess
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Kind
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..literals import Prefiltered

@@ -11,10 +11,9 @@ boundary line under "This is a MIME-encapsulated message".
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action
 from .. import dsn
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..literals import Prefiltered

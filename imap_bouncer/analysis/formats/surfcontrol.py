@@ -12,9 +12,8 @@ A transcript, then usually an RFC 3464 status part:
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part

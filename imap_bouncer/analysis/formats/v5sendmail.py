@@ -9,9 +9,8 @@ of their own; the recipients of the unsent message are then the failed ones.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action
+from .. import lazy_re as re
 from ..addresses import find_addresses, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part, header_block_of

@@ -6,9 +6,8 @@ with the original's From / To / Subject / Date lines: the recipient is in that T
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Kind, Reason
+from .. import lazy_re as re
 from ..addresses import find_addresses
 from ..findings import Failure, Findings
 from ..message import Part, header_block_of

@@ -19,9 +19,8 @@ O/R address that carries the Internet address in a domain-defined attribute
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action
+from .. import lazy_re as re
 from .. import phrases
 from ..addresses import normalize_address
 from ..findings import Failure, Findings

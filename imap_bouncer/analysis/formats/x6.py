@@ -7,9 +7,8 @@ message: [554 5.4.6 ...]". The original headers come as a text attachment.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action
+from .. import lazy_re as re
 from ..addresses import find_addresses
 from ..findings import Failure, Findings
 from ..message import Part

@@ -9,9 +9,8 @@ address." then per recipient "<address>:" followed by the remote's reply, either
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Kind
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..literals import Prefiltered

@@ -10,9 +10,8 @@ Zoho stopped retrying: the message expired.
 
 from __future__ import annotations
 
-import re
-
 from ...report import Action, Kind, Reason
+from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part, header_block_of
