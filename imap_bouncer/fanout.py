@@ -51,7 +51,12 @@ def ordered_map(work: Callable[[T], R], items: Iterable[T], *,
     if len(head) < parallel_from or workers < 2 or not hasattr(os, "fork"):
         yield from map(work, chain(head, iterator))
         return
-    yield from _shared(work, chain(head, iterator), workers)
+    # The first inputs are done here before forking: the analyzers compile their patterns
+    # on first use (analysis/lazy_re.py), and workers forked after inherit them compiled
+    # instead of each compiling its own.
+    warm = parallel_from // 2
+    yield from map(work, head[:warm])
+    yield from _shared(work, chain(head[warm:], iterator), workers)
 
 
 def _shared(work: Callable[[T], R], items: Iterator[T], workers: int) -> Iterator[R]:
