@@ -39,6 +39,9 @@ ORIGINAL_MARKERS = re.compile(
     r")\s*$",
     re.I | re.M,
 )
+# The characters a marker line can start with (any case): a line that starts with another
+# ASCII character cannot hold one, and is passed over without trying the pattern.
+_MARKER_STARTS = frozenset("-otapyf| \t")
 
 
 # Any language: a ruled line with words in it ("------ 元のメッセージのヘッダー ------",
@@ -114,7 +117,7 @@ def split_at_original(text: str) -> tuple[str, str]:
 
     Cached: many format guards ask this of the same notice text.
     """
-    match = _at_a_line_start(ORIGINAL_MARKERS, text)
+    match = _at_a_line_start(ORIGINAL_MARKERS, text, _MARKER_STARTS)
     if not match:
         match = _ruled_headers(text)
     if not match or match.group(0).lower().startswith("the original message was received"):
@@ -127,14 +130,19 @@ def split_at_original(text: str) -> tuple[str, str]:
 _LINES_TRIED = 200
 
 
-def _at_a_line_start(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+def _at_a_line_start(pattern: re.Pattern[str], text: str,
+                     starts: frozenset[str] | None = None) -> re.Match[str] | None:
     """`pattern.search(text)` for a pattern that starts with "^" (re.M): tried at each line
-    start in order, where the engine would try every character of every line."""
+    start in order, where the engine would try every character of every line. `starts`, when
+    given, holds every lower-case ASCII character a match can begin with: a line that begins
+    with another ASCII character (or is empty) is not tried; a non-ASCII one always is."""
     position = 0
     for _ in range(_LINES_TRIED):
-        found = pattern.match(text, position)
-        if found is not None:
-            return found
+        first = text[position:position + 1]
+        if starts is None or first.lower() in starts or not first.isascii():
+            found = pattern.match(text, position)
+            if found is not None:
+                return found
         newline = text.find("\n", position)
         if newline < 0:
             return None
