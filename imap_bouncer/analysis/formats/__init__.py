@@ -72,6 +72,7 @@ from . import (
     yahoo,
     zoho,
 )
+from .precheck import Precheck, lowered_sender
 
 # The known formats, in order of trial. Each entry's module says which MTA it reads.
 KNOWN: tuple[ModuleType, ...] = (
@@ -146,10 +147,19 @@ WORDS_ONLY = {"x1", "x2", "x3", "x6", "dragonfly", "domino", "notes", "v5sendmai
 # The formats tried on a message no mail system sent, in the same order.
 _NOT_WORDS_ONLY = tuple(module for module in KNOWN if module.NAME not in WORDS_ONLY)
 
+# Each format with its pre-check (`precheck`), or None when it declares none.
+_CHECKED: tuple[tuple[ModuleType, Precheck | None], ...] = tuple(
+    (module, getattr(module, "PRECHECK", None)) for module in KNOWN)
+_NOT_WORDS_ONLY_CHECKED = tuple(pair for pair in _CHECKED if pair[0].NAME not in WORDS_ONLY)
+
 
 def analyze_known(message: Part) -> Findings | None:
-    """The first known format that claims the message."""
-    for module in KNOWN if machine_sent(message) else _NOT_WORDS_ONLY:
+    """The first known format that claims the message; a format whose pre-check rejects the
+    message is not asked."""
+    sender = lowered_sender(message)
+    for module, precheck in _CHECKED if machine_sent(message) else _NOT_WORDS_ONLY_CHECKED:
+        if precheck is not None and not precheck.admits(message, sender):
+            continue
         findings = module.analyze(message)
         if findings is not None:
             if not findings.analyzer:

@@ -13,6 +13,7 @@ from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
+from .precheck import Precheck
 from .textreport import findings_of, plain_notice, unfold
 
 NAME = "activehunter"
@@ -22,6 +23,10 @@ _TRANSCRIPT = re.compile(r"^[ \t]*-+ ?Transcript of session follows ?-+[ \t]*\n(
                          r"(?:\n[ \t]*-{3,}|\Z)", re.I | re.M | re.S)
 _HEADING = re.compile(r"^\s*-+ ?The following addresses had ", re.I | re.M)
 _DELAYED = re.compile(r"-+ ?The following addresses had (?:transient|temporary)", re.I)
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(headers=frozenset({"x-ahmailid"}))
 
 
 def analyze(message: Part) -> Findings | None:

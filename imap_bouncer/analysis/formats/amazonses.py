@@ -24,6 +24,7 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..reasons import find_status
+from .precheck import Precheck
 
 NAME = "amazonses"
 
@@ -46,6 +47,11 @@ SUBTYPE_REASONS: dict[str, Reason] = {
     "contentrejected": Reason.CONTENTERROR,
     "attachmentrejected": Reason.CONTENTERROR,
 }
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(from_words=("@sns.amazonaws.com", "amazonses.com"),
+                    headers=frozenset({"x-amz-sns-message-id"}))
 
 
 def analyze(message: Part) -> Findings | None:

@@ -15,6 +15,7 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part, parse_header_lines
 from ..text import notice_text, original_headers
+from .precheck import Precheck
 
 NAME = "amazonworkmail"
 
@@ -22,6 +23,10 @@ TECHNICAL_REPORT = re.compile(r"^Technical report:\s*$", re.I | re.M)
 STATUS = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})")
 LAST_REPLY = re.compile(r"<([245]\d\d)[ -][^<>]*>\s*$")
 ACTIONS = {a.value: a for a in Action}
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(from_words=("mailer-daemon",))
 
 
 def analyze(message: Part) -> Findings | None:

@@ -14,6 +14,7 @@ from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers
 from .common import own_addresses
+from .precheck import Precheck
 
 NAME = "biglobe"
 
@@ -27,6 +28,10 @@ FIXED_SENTENCES: tuple[tuple[re.Pattern[str], Reason], ...] = (
      Reason.MAILBOXFULL),
     (re.compile(r"mailbox is full|over quota", re.I), Reason.MAILBOXFULL),
 )
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(from_words=("biglobe.ne.jp",))
 
 
 def analyze(message: Part) -> Findings | None:

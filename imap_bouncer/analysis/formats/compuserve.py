@@ -16,6 +16,7 @@ from ..findings import Failure, Findings
 from ..message import Part
 from ..text import split_at_original
 from . import dsnplus
+from .precheck import Precheck
 from .textreport import findings_of, hint_for, plain_notice
 
 NAME = "compuserve"
@@ -31,6 +32,10 @@ _ENVELOPE = frozenset({"to", "from", "sender", "subject", "date", "cc", "bcc", "
 _USER_ID = re.compile(r"^(\d{4,7}),(\d{1,5})$")
 _HINTS = ((Reason.USERUNKNOWN, re.compile(r"receiver not found|user id \S+ does not exist",
                                           re.I)),)
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(from_words=("compuserve",))
 
 
 def analyze(message: Part) -> Findings | None:

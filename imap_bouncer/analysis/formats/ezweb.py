@@ -20,6 +20,7 @@ from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers, split_at_original
 from .common import own_addresses
+from .precheck import Precheck
 
 NAME = "ezweb"
 
@@ -34,6 +35,10 @@ FIXED_SENTENCES: tuple[tuple[re.Pattern[str], Reason], ...] = (
     (re.compile(r"The user\(s\) account is temporarily (?:over quota|full)", re.I),
      Reason.MAILBOXFULL),
 )
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(from_words=("ezweb.ne.jp", "au.com"))
 
 
 def analyze(message: Part) -> Findings | None:

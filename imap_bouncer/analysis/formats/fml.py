@@ -12,12 +12,17 @@ from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
+from .precheck import Precheck
 from .textreport import findings_of, plain_notice
 
 NAME = "fml"
 
 _NOT_MEMBER = re.compile(r"^\s*You are not a member of this mailing list <([^<>\s]+@[^<>\s]+)>",
                          re.I | re.M)
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(headers=frozenset({"x-mlserver"}))
 
 
 def analyze(message: Part) -> Findings | None:

@@ -17,6 +17,7 @@ from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers
 from .common import own_addresses
+from .precheck import Precheck
 
 NAME = "gmail"
 
@@ -45,6 +46,10 @@ STATE_REASONS: dict[str, Reason] = {
     "17": Reason.FILTERED,  # DATA refused
     "18": Reason.FILTERED,  # end of DATA: the content was refused
 }
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(from_words=("mailer-daemon@google",))
 
 
 def analyze(message: Part) -> Findings | None:

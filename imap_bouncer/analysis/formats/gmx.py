@@ -17,6 +17,7 @@ from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers, split_at_original
 from .common import DELAY_WORDS, own_addresses
+from .precheck import Precheck
 
 NAME = "gmx"
 
@@ -30,6 +31,10 @@ LABELS = re.compile(r"^(?:Reason|For the following reason|SMTP error from remote
 AFTER_COMMAND = re.compile(r"^SMTP error from remote server after (RCPT|MAIL|DATA|HELO|EHLO)\b",
                            re.I)
 HOST_LINE = re.compile(r"^host:\s*(\S+)\s*$", re.I)
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(from_words=("mailer-daemon",))
 
 
 def analyze(message: Part) -> Findings | None:

@@ -15,6 +15,7 @@ from ..addresses import find_addresses, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers, split_at_original
+from .precheck import Precheck
 
 NAME = "googlegroups"
 
@@ -22,6 +23,10 @@ SENDER = re.compile(r"mailer-daemon@(?:googlemail|google)\.com", re.I)
 # The help link every language of the notice carries.
 HELP_LINK = "groups.google.com/support"
 GROUP_DOMAIN = "@googlegroups.com"
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(from_words=("mailer-daemon@google",))
 
 
 def analyze(message: Part) -> Findings | None:

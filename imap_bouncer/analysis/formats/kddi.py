@@ -15,6 +15,7 @@ from ..findings import Failure, Findings
 from ..literals import Prefiltered
 from ..message import Part
 from ..text import notice_text, original_headers
+from .precheck import Precheck
 
 NAME = "kddi"
 
@@ -28,6 +29,10 @@ CAUSE_LINE = re.compile(r"^\s*(As .*?)\s*$", re.M)
 JAPANESE_CAUSES: tuple[tuple[str, Reason], ...] = (
     ("メールボックスが一杯", Reason.MAILBOXFULL),  # "the recipient's mailbox is full"
 )
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(from_words=("dion.ne.jp", "auone-net.jp"))
 
 
 def analyze(message: Part) -> Findings | None:

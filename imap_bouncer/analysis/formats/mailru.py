@@ -17,6 +17,7 @@ from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers, split_at_original
 from .common import own_addresses
+from .precheck import Precheck
 
 NAME = "mailru"
 
@@ -35,6 +36,10 @@ AFTER_COMMAND = re.compile(r"error from remote mail server after (RCPT TO|MAIL F
 COMMANDS = {"rcpt to": "RCPT", "mail from": "MAIL", "end of data": "EOD", "data": "DATA",
             "initial connection": "CONN", "helo": "HELO", "ehlo": "HELO"}
 LEADING_CODE = re.compile(r"^([245]\d\d)(?=[\s-]|$)")
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(from_words=("mailer-daemon@",))
 
 
 def analyze(message: Part) -> Findings | None:

@@ -20,6 +20,7 @@ from ..message import Part
 from ..text import notice_text, original_headers
 from . import dsnplus
 from .common import DELAY_WORDS
+from .precheck import Precheck
 
 NAME = "mcafee"
 
@@ -27,6 +28,10 @@ GUARD_HEADER = "x-nai-header"
 HEADING = re.compile(r"-+\s*The following addresses had delivery problems\s*-+", re.I)
 # "<a@b>   (the reply)"
 PROBLEM_LINE = re.compile(r"^\s*<([^\s<>]+@[^\s<>]+)>\s*(?:\((.*)\))?\s*$", re.M)
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(headers=frozenset({GUARD_HEADER}))
 
 
 def analyze(message: Part) -> Findings | None:

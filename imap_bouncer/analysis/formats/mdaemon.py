@@ -16,6 +16,7 @@ from ..findings import Failure, Findings
 from ..message import Part
 from ..origin import carries_program, from_list
 from . import dsnplus
+from .precheck import Precheck
 from .textreport import findings_of, plain_notice
 
 NAME = "mdaemon"
@@ -34,6 +35,10 @@ _RCPT = re.compile(r"^-->[ \t]*RCPT TO:[ \t]*<([^<>\s]+)>", re.I)
 _COMMAND = re.compile(r"^-->[ \t]*(\S+)")
 _REPLY = re.compile(r"^<--[ \t]*([245]\d\d)[ -](.*)$")
 _ERROR = re.compile(r"^\*[ \t]+(?:Error|Unable|Socket error)\b:?[ \t]*(.*)$", re.I)
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(from_words=("mdaemon",), headers=frozenset({"x-mdaemon-deliver-to"}))
 
 
 def analyze(message: Part) -> Findings | None:

@@ -12,6 +12,7 @@ from ..addresses import find_addresses
 from ..findings import Failure, Findings
 from ..message import Part, header_block_of
 from ..text import notice_text
+from .precheck import Precheck
 
 NAME = "verizon"
 
@@ -23,6 +24,10 @@ ORIGINAL = re.compile(r"^Original Message:\s*$", re.I | re.M)
 FIXED_ERRORS: tuple[tuple[re.Pattern[str], Reason], ...] = (
     (re.compile(r"no valid recipients", re.I), Reason.USERUNKNOWN),
 )
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(from_words=("vzwpix.com", "vtext.com"))
 
 
 def analyze(message: Part) -> Findings | None:

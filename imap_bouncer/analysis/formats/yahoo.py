@@ -17,6 +17,7 @@ from ..literals import Prefiltered
 from ..message import Part
 from ..text import notice_text, original_headers
 from .common import DELAY_WORDS
+from .precheck import Precheck
 
 NAME = "yahoo"
 
@@ -33,6 +34,10 @@ COMMANDS = {"rcpt_to": "RCPT", "mail_from": "MAIL", "data": "DATA", "body": "DAT
 # "550: 5.1.1 <a@b>... User Unknown": Yahoo puts a colon after the code.
 CODE_COLON = re.compile(r"^([245]\d\d):\s*")
 LEADING_CODE = re.compile(r"^([245]\d\d)(?=[\s-]|$)")
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(from_words=("mailer-daemon",))
 
 
 def analyze(message: Part) -> Findings | None:

@@ -16,6 +16,7 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part, header_block_of
 from ..text import notice_text, original_headers
+from .precheck import Precheck
 
 NAME = "zoho"
 
@@ -26,6 +27,10 @@ RECIPIENT_LINE = re.compile(
 PERMANENT = re.compile(r"this is a permanent error", re.I)
 TEMPORARY = re.compile(r"this is a temporary error|will (?:be retried|keep trying)", re.I)
 LEADING_PUNCTUATION = re.compile(r"^[\s,:;]+")
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(from_words=("mailer-daemon",))
 
 
 def analyze(message: Part) -> Findings | None:
