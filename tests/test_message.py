@@ -340,3 +340,11 @@ def test_never_raises(raw: bytes) -> None:
     for part in message.walk():
         part.text, part.payload, part.params, part.decoded("subject")
     assert isinstance(message.all_errors, list)
+
+
+def test_has_name_starting_reads_names_not_values() -> None:
+    part = parse_message(b"X-Mimecast-Spam-Score: 1\nSubject: x-mc-note\nX-MC-Unique: 7\n\nbody\n")
+    assert part.has_name_starting("x-mimecast")
+    assert part.has_name_starting("nope", "x-mc-")
+    assert not part.has_name_starting("mimecast")  # a name's start only
+    assert not parse_message(b"Subject: x-mc-note\n\nbody\n").has_name_starting("x-mc-")

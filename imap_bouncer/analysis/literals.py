@@ -173,7 +173,7 @@ class Prefiltered:
         if words is None or not text.isascii():
             return False
         lowered = text.lower()
-        for word in words:  # a loop, not any(): this runs several times per message
+        for word in words:  # noqa: SIM110 - a loop, not any(): runs often per message
             if word in lowered:
                 return False
         return True

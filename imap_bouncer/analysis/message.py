@@ -323,6 +323,20 @@ class Part:
         """Whether any of these (lower-case) header names is present: one set operation."""
         return not names.isdisjoint(self._first)
 
+    @lazy
+    def _names_text(self) -> str:
+        """Every header name once, each after a newline (names never hold one)."""
+        return "\n" + "\n".join(self._first)
+
+    def has_name_starting(self, *prefixes: str) -> bool:
+        """Whether a header's (lower-case) name starts with one of these: substring tests
+        on one text, not a test per header."""
+        names = self._names_text
+        for prefix in prefixes:  # noqa: SIM110 - a loop is cheaper than any()
+            if "\n" + prefix in names:
+                return True
+        return False
+
     # --- content type ------------------------------------------------------------------
     @lazy
     def content_type(self) -> str:

@@ -35,7 +35,7 @@ SECTION_END = re.compile(r"^\s*The problem appears to be", re.I | re.M)
 
 
 def analyze(message: Part) -> Findings | None:
-    if not any(name.startswith(("x-mimecast", "x-mc-")) for name, _ in message.headers) \
+    if not message.has_name_starting("x-mimecast", "x-mc-") \
             or not looks_like_bounce(message) or not dsnplus.sent_by_mail_system(message):
         return None
     notice = notice_text(message)
