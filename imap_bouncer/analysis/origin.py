@@ -16,7 +16,7 @@ own notice that attaches a bounce it could not use carries the report one level 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
+from functools import lru_cache, wraps
 
 from . import lazy_re as re
 from .literals import Prefiltered
@@ -112,9 +112,10 @@ def carries_program(message: Part) -> bool:
         if part.content_type.startswith("multipart/"):
             stack.extend(part.parts)
             continue
-        found = _FILENAME.search(part.get("content-disposition"))
+        disposition = part.get("content-disposition")
+        found = _FILENAME.search(disposition) if disposition else None
         name = part.params.get("name", "") or (found.group(1) if found else "")
-        if part.content_type in PROGRAM_TYPES or PROGRAM_NAME.search(name):
+        if part.content_type in PROGRAM_TYPES or (name and PROGRAM_NAME.search(name)):
             return True
     return False
 
@@ -290,6 +291,7 @@ def null_return_path(message: Part) -> bool:
     return message.get("return-path").strip() in NULL_PATHS
 
 
+@lru_cache(maxsize=64)  # many guards ask it of the same subject
 def is_reply_or_forward(subject: str) -> bool:
     return bool(REPLY_OR_FORWARD.match(subject))
 

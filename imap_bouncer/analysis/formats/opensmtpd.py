@@ -23,7 +23,7 @@ NAME = "opensmtpd"
 
 # OpenSMTPD's greeting line (bounce.c); no other MTA words it so.
 _GREETING = re.compile(r"This is the MAILER-DAEMON, please DO NOT REPLY to this e-?mail", re.I)
-_RECEIVED = re.compile(r"\(OpenSMTPD\)")
+_RECEIVED = "(OpenSMTPD)"
 # The sentences that open the recipient list.
 _FAILED_INTRO = re.compile(r"An error has occurred while attempting to deliver a message", re.I)
 _DELAYED_INTRO = re.compile(r"A message is delayed for more than|temporary failure report",
@@ -52,7 +52,7 @@ _EXPIRED = re.compile(r"^Envelope expired", re.I)
 
 
 def analyze(message: Part) -> Findings | None:
-    if not (any(_RECEIVED.search(v) for v in message.get_all("received"))
+    if not (any(_RECEIVED in v for v in message.get_all("received"))
             or "mailer-daemon" in message.get("from").lower()):
         return None
     notice = notice_text(message)
