@@ -94,7 +94,9 @@ def analyze(message: Part) -> Findings | None:
 
 def _is_qmail(message: Part) -> bool:
     """Cheap: a delivery report whose Received lines or notice show qmail-send's bounce."""
-    if any(_INVOKED_FOR_BOUNCE.search(value) for value in message.get_all("received")):
+    # One search over the Received values joined (the words cannot span a line break): the
+    # pre-filter lowers one text, not one per header.
+    if _INVOKED_FOR_BOUNCE.search("\n".join(message.get_all("received"))):
         return True
     return _GREETING in notice_text(message)[:2000] and looks_like_bounce(message)
 
