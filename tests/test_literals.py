@@ -126,7 +126,17 @@ CASELESS = [
     re.compile(r"ma\u212ae sure|\u017fend", re.I),  # Kelvin sign, long s: match ASCII text
     re.compile(r"Empf\u00e4nger|recipient", re.I),
     origin.LIST_ROLE_SENDER.pattern,
+    phrases.MAILBOX_MISSING.pattern,
+    phrases.FILTER_WORDS.pattern,
 ]
+
+
+def test_prefiltered_reads_its_pattern_on_first_use_only() -> None:
+    # Parsing at construction would be start-up work for every module constant.
+    quick = Prefiltered(re.compile(r"spam|block(?:ed)?", re.I))
+    assert quick._words is False
+    assert quick.search("Blocked by policy") and not quick.search("all fine")
+    assert quick.words == ("block", "spam")
 
 
 @pytest.mark.parametrize("pattern", CASELESS, ids=lambda p: p.pattern[:30])

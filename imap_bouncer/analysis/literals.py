@@ -152,24 +152,39 @@ class Prefiltered:
     words every match of it holds: most texts hold none, and a substring test is far cheaper
     than the search. (On ASCII text re.I is plain ASCII case folding, so the test is exact;
     other text is always searched.) Has `search` and `finditer`; the rest is the pattern's.
+    The words are found on first use: parsing the pattern at import would cost every process
+    that never reads a text with it (an MTA pipe analyzing one message).
     """
 
     def __init__(self, pattern: re.Pattern[str]) -> None:
         self.pattern = pattern
+        self._words: tuple[str, ...] | bool | None = False  # False: not looked for yet
+
+    @property
+    def words(self) -> tuple[str, ...] | None:
+        """The lower-case words one of which an ASCII text must hold; None: no filter."""
+        if self._words is False:
+            self._words = self._find_words()
+        return self._words  # type: ignore[return-value]
+
+    def _find_words(self) -> tuple[str, ...] | None:
+        pattern = self.pattern
         words = required_words(pattern.pattern) if not pattern.flags & re.X else None
-        self.words: tuple[str, ...] | None = None
-        if words is not None:
-            kept = set()
-            for word in words:
-                if word.isascii():
-                    kept.add(word.lower())
-                elif any(not char.isascii() and _matches_ascii(char) for char in word):
-                    return  # a word ASCII text may match without holding it: no filter
-                # else: a word no ASCII text can match; an ASCII text cannot hold it
-            self.words = tuple(sorted(kept))
+        if words is None:
+            return None
+        kept = set()
+        for word in words:
+            if word.isascii():
+                kept.add(word.lower())
+            elif any(not char.isascii() and _matches_ascii(char) for char in word):
+                return None  # a word ASCII text may match without holding it: no filter
+            # else: a word no ASCII text can match; an ASCII text cannot hold it
+        return tuple(sorted(kept))
 
     def _cannot_match(self, text: str) -> bool:
-        words = self.words
+        words = self._words
+        if words is False:
+            words = self.words
         if words is None or not text.isascii():
             return False
         lowered = text.lower()

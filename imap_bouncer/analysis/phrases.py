@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from ..report import Reason
 from . import lazy_re as re
-from .literals import alternatives_words, top_level_alternatives, trie_pattern
+from .literals import Prefiltered, alternatives_words, top_level_alternatives, trie_pattern
 
 # "This user doesn't have a yahoo.com account": no such account, at any SMTP stage.
 _ACCOUNT_MISSING = r"(?:doesn't|does not) have an? .{1,40} account"
@@ -410,6 +410,9 @@ MAILBOX_MISSING = re.compile(
     re.I)
 FILTER_WORDS = re.compile(
     r"\bfilter|\bspam|\bblock(?:ed|list|ing)?\b|black ?list|\bpolic(?:y|ies)\b", re.I)
+# Both searched only in texts holding one of their words (found on first use).
+MAILBOX_MISSING = Prefiltered(MAILBOX_MISSING)
+FILTER_WORDS = Prefiltered(FILTER_WORDS)
 
 # RFC 5321's stock reply texts, which name a class of causes rather than one: consulted only
 # when neither the server's own words nor a specific status code said more. "Mailbox
