@@ -15,9 +15,10 @@ import re
 import pytest
 from support import sample, sample_names
 
-from imap_bouncer.analysis import dsn, origin, phrases, reasons
+from imap_bouncer.analysis import arf, dsn, origin, phrases, reasons
 from imap_bouncer.analysis import text as text_module
 from imap_bouncer.analysis.addresses import _validated, normalize_address, strip_address
+from imap_bouncer.analysis.formats import common, x400
 from imap_bouncer.analysis.literals import (
     Prefiltered,
     alternatives_words,
@@ -128,6 +129,10 @@ CASELESS = [
     origin.LIST_ROLE_SENDER.pattern,
     phrases.MAILBOX_MISSING.pattern,
     phrases.FILTER_WORDS.pattern,
+    origin.MAILER_SENDERS.pattern,
+    arf.LEGACY_FBL_SENDERS.pattern,
+    common.DELAY_WORDS.pattern,
+    x400._TITLE.pattern,
 ]
 
 

@@ -37,6 +37,7 @@ ORIGINAL_RECIPIENT_HEADERS = (MICROSOFT_RECIPIENT, "x-original-to", "delivered-t
 # Feedback-loop senders that send (or sent, before ARF) the complained-about message attached
 # with no feedback-report part: AOL's "Client TOS Notification" (until 2008), Hotmail JMRP.
 LEGACY_FBL_SENDERS = re.compile(r"\bscomp@aol\.net\b|\bstaff@hotmail\.com\b", re.I)
+LEGACY_FBL_SENDERS = Prefiltered(LEGACY_FBL_SENDERS)  # searched only in texts holding its words
 # X-ARF (http://www.x-arf.org, versions 0.1 and 0.2): a YAML report part.
 XARF_REPORT = re.compile(r"^Report-Type:[ \t]*(\S+)", re.I | re.M)
 XARF_REPORT = Prefiltered(XARF_REPORT)  # searched only in texts holding its words

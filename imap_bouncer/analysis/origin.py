@@ -32,6 +32,7 @@ MAILER_SENDERS = re.compile(
     r"\bmaildelivery|no-?reply-?bounce|\bbounce[sd]?@",
     re.I,
 )
+MAILER_SENDERS = Prefiltered(MAILER_SENDERS)  # searched only in texts holding its words
 # A person answering or passing on a message: "Re:", "Fw:", German "AW:"/"WG:", French "TR:",
 # Spanish "RV:", Nordic "SV:"/"VS:", Dutch "Antw:"/"Doorst:", Italian "R:"/"RIF:"/"I:",
 # Portuguese "RES:"/"ENC:", Polish "Odp:"/"PD:", Turkish "Ynt:"/"İlt:", Chinese and Japanese;

@@ -6,6 +6,7 @@ from ...report import Action
 from .. import lazy_re as re
 from ..addresses import ADDRESS_IN_TEXT, PUNCTUATION, normalize_address
 from ..findings import Failure
+from ..literals import Prefiltered
 from ..message import Part
 from ..origin import (
     carries_program,
@@ -41,6 +42,7 @@ DELAY_WORDS = re.compile(
     r"(?:todavía|aún) no (?:ha sido|se ha) entregado|ainda não foi entregue",  # es, pt
     re.I,
 )
+DELAY_WORDS = Prefiltered(DELAY_WORDS)  # searched only in texts holding its words
 # Local parts that belong to mail systems, never to a recipient that failed.
 SYSTEM_LOCALS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "root", "abuse",
                            "noreply", "no-reply", "daemon", "bounce", "bounces"})

@@ -25,6 +25,7 @@ NAME = "postfix"
 
 # Postfix's notice greeting (bounce templates, old and new) and its report fields.
 _GREETING = re.compile(r"This is the (?:mail system|Postfix program) at host", re.I)
+_GREETING = Prefiltered(_GREETING)  # searched only in texts holding its words
 _POSTFIX_FIELDS = re.compile(r"^X-Postfix-(?:Queue-ID|Sender)\s*:", re.I | re.M)
 _POSTFIX_FIELDS = Prefiltered(_POSTFIX_FIELDS)  # searched only in texts holding its words
 _SUBJECTS = re.compile(r"^(?:Undelivered Mail Returned to Sender|Delayed Mail \(still being "
@@ -42,6 +43,7 @@ _IN_REPLY = re.compile(r"\s*\(in reply to (?P<command>.+?) command\)\s*$", re.I 
 # Postfix's own words for a local delivery program that failed (local(8), pipe(8)).
 _LOCAL_COMMAND = re.compile(r"\bCommand output:|\bCommand died with status|"
                             r"\bCommand time limit exceeded", re.I)
+_LOCAL_COMMAND = Prefiltered(_LOCAL_COMMAND)  # searched only in texts holding its words
 _UNAVAILABLE = re.compile(r"Delivery report unavailable", re.I)
 # The postmaster notice of the SMTP server: a transcript with " In:" and " Out:" lines.
 _SERVER_REPORT = re.compile(r"^Postfix SMTP server: errors from", re.I)
