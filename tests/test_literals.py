@@ -18,7 +18,7 @@ from support import sample, sample_names
 from imap_bouncer.analysis import arf, dsn, origin, phrases, reasons
 from imap_bouncer.analysis import text as text_module
 from imap_bouncer.analysis.addresses import _validated, normalize_address, strip_address
-from imap_bouncer.analysis.formats import common, x400
+from imap_bouncer.analysis.formats import common, exchange2007, x400
 from imap_bouncer.analysis.literals import (
     Prefiltered,
     alternatives_words,
@@ -133,6 +133,7 @@ CASELESS = [
     arf.LEGACY_FBL_SENDERS.pattern,
     common.DELAY_WORDS.pattern,
     x400._TITLE.pattern,
+    exchange2007.FAILED_HEADING.pattern,
 ]
 
 
