@@ -21,12 +21,17 @@ from ..findings import Failure, Findings
 from ..message import Part, header_block_of
 from ..text import notice_text
 from . import dsnplus
+from .precheck import Precheck
 
 NAME = "mfilter"
 
 # "-------server message", "-------SMTP command", "-------original message": the sections.
 SECTION = re.compile(r"^-{3,}\s*(server message|SMTP command|original (?:message|mail info))"
                      r"\s*$", re.I | re.M)
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(headers=frozenset({"x-mailer"}))
 
 
 def analyze(message: Part) -> Findings | None:

@@ -19,6 +19,7 @@ from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers
 from . import dsnplus
+from .precheck import Precheck
 
 NAME = "surfcontrol"
 
@@ -28,6 +29,10 @@ OPENING = re.compile(r"Your message could not be sent\.|A transcript of the atte
 ATTEMPT = re.compile(r"^\s*([^\s<>:]+@[^\s<>:]+):\s*\[([^\]]*)\],\s*(.+)$", re.M)
 ADDRESSED_TO = re.compile(r"^\s*Addressed To:\s*<?([^\s<>]+@[^\s<>]+?)>?\s*$", re.I | re.M)
 TEMPORARY = re.compile(r"will (?:retry|try again|continue)|Message (?:is )?delayed", re.I)
+
+
+# What analyze's guard needs first (formats.precheck).
+PRECHECK = Precheck(headers=frozenset({"x-sef-processed", "x-mailer"}))
 
 
 def analyze(message: Part) -> Findings | None:
