@@ -71,7 +71,7 @@ def analyze_command(paths: tuple[str, ...], as_json: bool, explain: bool,
     """Analyze message files, Maildirs, directories, mbox files or - (standard input)."""
     from functools import partial
 
-    from .analysis import Options, verp_regex
+    from .analysis import Options, prepare_for_many, verp_regex
     from .fanout import ordered_map
     from .sources import SourceError, iter_inputs
 
@@ -94,7 +94,7 @@ def analyze_command(paths: tuple[str, ...], as_json: bool, explain: bool,
 
     out = sys.stdout
     render = partial(analyzed, options=options, as_json=as_json, explain=explain)
-    for text, error in ordered_map(render, inputs()):
+    for text, error in ordered_map(render, inputs(), prepare=prepare_for_many):
         if error:
             out.flush()
             click.echo(f"imap-bouncer: error: {error}", err=True)

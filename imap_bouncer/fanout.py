@@ -37,9 +37,10 @@ def cores() -> int:
 
 
 def ordered_map(work: Callable[[T], R], items: Iterable[T], *,
-                parallel_from: int | None = None, workers: int | None = None) -> Iterator[R]:
+                parallel_from: int | None = None, workers: int | None = None,
+                prepare: Callable[[], None] | None = None) -> Iterator[R]:
     """`map(work, items)`, over `workers` processes (default: one per core) once there are
-    `parallel_from` items.
+    `parallel_from` items; then `prepare()` runs first, once, before any worker starts.
 
     `work` should not raise (an exception in a worker counts as the worker's death). Should
     a worker die, its chunks are done in this process: nothing is lost.
@@ -54,6 +55,8 @@ def ordered_map(work: Callable[[T], R], items: Iterable[T], *,
     # The first inputs are done here before forking: the analyzers compile their patterns
     # on first use (analysis/lazy_re.py), and workers forked after inherit them compiled
     # instead of each compiling its own.
+    if prepare is not None:
+        prepare()
     warm = parallel_from // 2
     yield from map(work, head[:warm])
     yield from _shared(work, chain(head[warm:], iterator), workers)

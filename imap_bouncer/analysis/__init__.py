@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from ..report import Action, Kind, Original, Recipient, Report
-from . import arf, dsn, formats, origin, reasons, unclaimed
+from . import arf, dsn, formats, origin, phrases, reasons, unclaimed
 from . import lazy_re as re
 from .addresses import normalize_address
 from .findings import Failure, Findings
@@ -82,6 +82,12 @@ def why_unclaimed(raw: bytes) -> list[tuple[str, str]]:
     """For a message the chain left unknown: each analyzer's name and why it passed, from
     the same guards it starts with (`unclaimed`), for people reading an Unknown verdict."""
     return unclaimed.notes(parse_message(raw), tuple(name for name, _ in CHAIN))
+
+
+def prepare_for_many() -> None:
+    """Ready the analyzers for many messages: what a process reading one would not pay for
+    (the phrase tables' pre-filters) is built now, before workers are forked."""
+    phrases.prepare()
 
 
 def analyze_many(raws: Sequence[bytes], options: Options | None = None) -> list[Report]:
@@ -238,4 +244,4 @@ def verp_regex(pattern: str) -> re.Pattern[str]:
 
 
 __all__ = ["ANALYZER_VERSION", "AUTOMATIC_MARKS", "CHAIN", "DSN_MARKER", "Options", "analyze",
-           "analyze_many", "decode_verp", "why_unclaimed"]
+           "analyze_many", "decode_verp", "prepare_for_many", "why_unclaimed"]

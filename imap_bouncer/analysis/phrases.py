@@ -556,6 +556,13 @@ _REPEATED_CODES = re.compile(r"[245](?<=\s[245])\d\d(?:[ -]#?[245]\.\d{1,3}\.\d{
 _CACHED_TEXT = 4096
 
 
+def prepare() -> None:
+    """Build the tables' pre-filters now, for a process about to read many messages."""
+    for table in (_PHRASES, _GAVE_UP, _STOCK):
+        if not table.built:
+            table.build()
+
+
 def match(text: str) -> tuple[Reason, str] | None:
     """The first table entry that matches the text: (reason, the words that matched)."""
     if len(text) > _CACHED_TEXT:
