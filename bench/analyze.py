@@ -43,6 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from folders import default_folder  # noqa: E402  (bench/folders.py)
+
 import imap_bouncer.analysis as analysis  # noqa: E402
 from imap_bouncer.analysis import analyze  # noqa: E402
 
@@ -101,11 +103,8 @@ def hostile_message(parts: int) -> bytes:
 
 
 def main() -> None:
-    default = ROOT.parent / "shared" / "corpus" / "messages"
-    if not default.is_dir():
-        default = ROOT / "tests" / "samples"
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", nargs="?", type=Path, default=default)
+    parser.add_argument("folder", nargs="?", type=Path, default=default_folder())
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--min-seconds", type=float, default=1.0)
     parser.add_argument("--target", type=int, default=TARGET)

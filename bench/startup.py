@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from folders import default_folder  # noqa: E402  (bench/folders.py)
+
 from imap_bouncer import fanout  # noqa: E402
 from imap_bouncer.analysis import analyze  # noqa: E402
 
@@ -129,11 +131,8 @@ def threshold(messages: list[bytes]) -> None:
 
 
 def main() -> None:
-    default = ROOT.parent / "shared" / "corpus" / "messages"
-    if not default.is_dir():
-        default = ROOT / "tests" / "samples"
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", nargs="?", type=Path, default=default)
+    parser.add_argument("folder", nargs="?", type=Path, default=default_folder())
     parser.add_argument("--runs", type=int, default=15, help="runs per median")
     parser.add_argument("--ingest", type=int, default=200, help="messages piped to ingest")
     args = parser.parse_args()
