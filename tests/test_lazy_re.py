@@ -73,3 +73,14 @@ def test_rows_and_words_give_the_same_answer() -> None:
         by_rows, by_words = table.first_by_rows(text), table.first_by_words(text)
         assert (by_rows and (by_rows[0], by_rows[1].span())) == (
             by_words and (by_words[0], by_words[1].span())), text
+
+
+def test_a_long_text_is_read_through_the_pre_filter_at_once() -> None:
+    """Row by row, every row would scan all of a long text (a hostile notice)."""
+    table = phrases._Table(phrases.PHRASES)
+    assert table.first("550 no such user here") is not None and not table.built
+    long_text = "<a@b.example> " * 1000 + "mailbox full"
+    found = table.first(long_text)
+    assert table.built and found is not None
+    assert found[0] == table.first_by_rows(long_text)[0]
+    assert table.reasons[found[0]] == "mailboxfull"

@@ -449,8 +449,10 @@ class _Table:
     """
 
     # Texts read row by row before the pre-filter is built: building it parses every pattern,
-    # which a process that reads one message (an MTA pipe) would pay for nothing.
+    # which a process that reads one message (an MTA pipe) would pay for nothing. A long text
+    # is read through the pre-filter at once: each row would scan all of it.
     WARM_UP = 32
+    SHORT_TEXT = 2000
 
     def __init__(self, table: list[tuple[Reason, str]]) -> None:
         self.table = table
@@ -464,7 +466,7 @@ class _Table:
         """(row index, match) of the first row in table order that matches the text."""
         if not self.built:
             self.read += 1
-            if self.read <= self.WARM_UP:
+            if self.read <= self.WARM_UP and len(lowered) <= self.SHORT_TEXT:
                 return self.first_by_rows(lowered)
             self.build()
         return self.first_by_words(lowered)
