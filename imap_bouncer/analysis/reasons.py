@@ -306,7 +306,7 @@ STATED = "stated by the format"
 
 def _says_mailbox_missing(diagnostic: str) -> bool:
     """Explicit words that the mailbox does not exist, and none about a filter or a policy."""
-    words = _replace_addresses(diagnostic, " ")  # "<filtered@example.org>" names no filter
+    words = _mask_addresses(diagnostic)  # "<filtered@example.org>" names no filter
     return bool(phrases.MAILBOX_MISSING.search(words)) and not phrases.FILTER_WORDS.search(words)
 
 # What is left of a reply once its codes, addresses and RFC 5321's stock texts are gone: the
@@ -377,8 +377,7 @@ def _reconcile(
         return Reason.USERUNKNOWN, f"{evidence} with status {status}"
     if reason is Reason.USERUNKNOWN and detail == "2.2":
         return Reason.MAILBOXFULL, f"{evidence} with status {status}"
-    if reason is Reason.USERUNKNOWN and phrases.FILTER_WORDS.search(
-            _replace_addresses(diagnostic, " ")):
+    if reason is Reason.USERUNKNOWN and phrases.FILTER_WORDS.search(_mask_addresses(diagnostic)):
         # "User unknown" beside a filter, spam, a blocklist or a policy: a filter's disguise.
         return Reason.FILTERED, f"{evidence} beside a filter's words"
     return reason, evidence

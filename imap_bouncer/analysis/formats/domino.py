@@ -8,12 +8,12 @@ because:\n\n  <reason>", often next to an RFC 3464 status part whose Diagnostic-
 from __future__ import annotations
 
 from ...report import Action, Reason
-from .. import dsn
 from .. import lazy_re as re
 from ..addresses import find_addresses
 from ..findings import Failure, Findings
 from ..literals import Prefiltered
 from ..message import Part
+from .dsnplus import standard_report
 from .textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "domino"
@@ -50,10 +50,8 @@ def analyze(message: Part) -> Findings | None:
     if found is None or not notice.lstrip().startswith("Your message"):
         return _failure_report(message, notice) or _delivered(message, notice)
     reason = unfold(found.group(2))
-    findings = dsn.analyze(message)
+    findings = standard_report(message, NAME, "Domino notice")
     if findings is not None:
-        findings.analyzer = f"formats.{NAME}"
-        findings.evidence = f"Domino notice; {findings.evidence}"
         for failure in findings.failures:
             failure.diagnostic = failure.diagnostic or reason
             failure.reason_hint = hint_for(f"{failure.diagnostic} {reason}", _HINTS)
@@ -79,10 +77,8 @@ def _failure_report(message: Part, notice: str) -> Findings | None:
                 for address in find_addresses(each.group("who"))]
     if not failures:
         return None
-    findings = dsn.analyze(message)
+    findings = standard_report(message, NAME, "Notes Delivery Failure Report")
     if findings is not None:
-        findings.analyzer = f"formats.{NAME}"
-        findings.evidence = f"Notes Delivery Failure Report; {findings.evidence}"
         return findings
     return findings_of(NAME, "Notes Delivery Failure Report: your document was not delivered "
                        "to ... because", failures, message, notice)
@@ -93,10 +89,8 @@ def _delivered(message: Part, notice: str) -> Findings | None:
     found = _DELIVERED.search(notice[:5000])
     if found is None:
         return None
-    findings = dsn.analyze(message)
+    findings = standard_report(message, NAME, "Domino delivery report")
     if findings is not None:
-        findings.analyzer = f"formats.{NAME}"
-        findings.evidence = f"Domino delivery report; {findings.evidence}"
         return findings
     failures = [Failure(address=address, action=Action.DELIVERED)
                 for address in find_addresses(found.group(1))]

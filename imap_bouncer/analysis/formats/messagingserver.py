@@ -10,11 +10,11 @@ the status fields leave out.
 from __future__ import annotations
 
 from ...report import Action, Reason
-from .. import dsn
 from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
+from .dsnplus import standard_report
 from .textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "messagingserver"
@@ -45,11 +45,9 @@ def analyze(message: Part) -> Findings | None:
     if _GUARD not in notice[:1500]:
         return None
     facts = _notice_facts(notice)
-    findings = dsn.analyze(message)
+    findings = standard_report(message, NAME, "Messaging Server report")
     if findings is None:
         return findings_of(NAME, "Messaging Server notice", list(facts.values()), message, notice)
-    findings.analyzer = f"formats.{NAME}"
-    findings.evidence = f"Messaging Server report; {findings.evidence}"
     for failure in findings.failures:
         fact = facts.get(failure.address)
         if fact is None:
