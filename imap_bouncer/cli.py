@@ -528,6 +528,25 @@ def _yes(flag: bool) -> str:
 # -- messages from elsewhere: piped in by the MTA, or analyzed again ----------------------------
 
 
+@main.command("prepare")
+@click.option("--quiet", is_flag=True, help="Print nothing when it worked.")
+def prepare_command(quiet: bool) -> None:
+    """Compile the analyzers' patterns once, for fast start-up (run it after installing).
+
+    Each `analyze` or `ingest -` process then reads the compiled patterns from a store beside
+    the package (else in the user's cache directory) instead of compiling them again.
+    """
+    from .analysis import pattern_store
+
+    count, added, path = pattern_store.build()
+    if added and path is None:
+        places = ", ".join(map(str, pattern_store.locations()))
+        fail(f"{count} patterns compiled, but none of these could be written: {places}")
+    if not quiet:
+        where = f"{added} new, written to {path}" if path else "all already stored"
+        click.echo(f"pattern store: {count} patterns ({where})")
+
+
 @main.command("ingest")
 @config_option
 @click.argument("source", metavar="FILE|-", default="-")

@@ -6,13 +6,17 @@ most of a process's start-up, which an MTA pipe pays per message (`ingest -`, `a
 A `LazyPattern` knows its `pattern` and `flags` at once; the first call of one of its methods
 compiles it and puts the compiled pattern's own bound methods in place, so later calls cost
 what a compiled pattern's cost. Modules write `from . import lazy_re as re` and use it as `re`.
+The compiling itself goes through `pattern_store`, which keeps compiled forms on disk.
 """
 
 from __future__ import annotations
 
 import re as _re
+import weakref
 from re import *  # noqa: F403  (the module stands in for `re`: flags, escape, error, Match...)
 from typing import Any
+
+from . import pattern_store
 
 _METHODS = ("search", "match", "fullmatch", "finditer", "findall", "sub", "subn", "split")
 
@@ -20,20 +24,21 @@ _METHODS = ("search", "match", "fullmatch", "finditer", "findall", "sub", "subn"
 class LazyPattern:
     """A regular expression compiled when it is first used."""
 
-    __slots__ = ("_compiled", "findall", "finditer", "flags", "fullmatch", "match", "pattern",
-                 "search", "split", "sub", "subn")
+    __slots__ = ("__weakref__", "_compiled", "findall", "finditer", "flags", "fullmatch",
+                 "match", "pattern", "search", "split", "sub", "subn")
 
     def __init__(self, pattern: str, flags: int) -> None:
         self.pattern = pattern
         # As a compiled pattern reports them: str patterns are Unicode unless told ASCII.
         if isinstance(pattern, str) and not flags & _re.ASCII:
             flags |= _re.UNICODE
-        self.flags = flags
+        self.flags = int(flags)
         self._compiled: _re.Pattern[str] | None = None
+        _EVERY.add(self)
 
     def compiled(self) -> _re.Pattern[str]:
         if self._compiled is None:
-            compiled = _re.compile(self.pattern, self.flags)
+            compiled = pattern_store.compile(self.pattern, self.flags)
             for name in _METHODS:
                 setattr(self, name, getattr(compiled, name))
             self._compiled = compiled
@@ -48,6 +53,15 @@ class LazyPattern:
 
     def __repr__(self) -> str:
         return f"lazy_re.compile({self.pattern!r}, {self.flags!r})"
+
+
+# Every pattern alive, for `pattern_store.build`: the analyzers make theirs at import, once;
+# a pattern made and dropped (a test's, a setting's) leaves with its last reference.
+_EVERY: weakref.WeakSet[LazyPattern] = weakref.WeakSet()
+
+
+def every_pattern() -> list[LazyPattern]:
+    return list(_EVERY)
 
 
 def compile(pattern: Any, flags: int = 0) -> LazyPattern:
