@@ -123,3 +123,28 @@ def test_prepare_command_writes_a_store_that_the_next_process_reads(tmp_path) ->
                         r"all already stored)\)\n", done.stdout), done.stdout
     again = subprocess.run(run, capture_output=True, text=True, timeout=120, check=True)
     assert "all already stored" in again.stdout
+
+
+def test_a_fact_about_a_pattern_is_computed_once_across_processes(store, monkeypatch) -> None:
+    calls = []
+
+    def words() -> tuple[str, ...]:
+        calls.append(1)
+        return ("quota", "full")
+
+    assert pattern_store.fact("required_words", r"mailbox (?:full|quota)", words) == \
+        ("quota", "full")
+    assert pattern_store.save() == store
+    fresh_process_view(monkeypatch)
+    assert pattern_store.fact("required_words", r"mailbox (?:full|quota)", words) == \
+        ("quota", "full")
+    assert calls == [1]
+
+
+def test_required_words_from_the_store_are_those_the_parser_finds(store) -> None:
+    """`literals` reads its words through the store: same answer as parsing now."""
+    from imap_bouncer.analysis import literals
+
+    for pattern in (r"user (?:unknown|not found)", r"\bquota\b|mailbox (?:is )?full", r"\d+"):
+        assert literals.required_words(pattern) == literals._required_words(pattern)
+        assert literals.required_words(pattern) == literals._required_words(pattern)

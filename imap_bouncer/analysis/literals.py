@@ -10,13 +10,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
+from . import pattern_store
+
 
 def required_words(pattern: str) -> tuple[str, ...] | None:
     """Literal strings one of which every match of the pattern contains, or None.
 
     Read from the pattern's parse tree: a run of literal characters is required; so is one of
-    the words of each alternative of a group; the longest such requirement is kept.
+    the words of each alternative of a group; the longest such requirement is kept. Parsing
+    is slow, so the answer is kept in the pattern store beside the compiled pattern.
     """
+    return pattern_store.fact("required_words", pattern, lambda: _required_words(pattern))
+
+
+def _required_words(pattern: str) -> tuple[str, ...] | None:
     try:
         tree = re._parser.parse(pattern)  # the stdlib's own pattern parser
     except Exception:  # a parser change in a later Python: fall back to always searching
@@ -29,6 +36,11 @@ def alternatives_words(pattern: str, pieces: list[str]) -> list[tuple[str, ...] 
     """`required_words` of each of the pattern's top-level alternatives (`pieces`), from one
     parse of the whole pattern when its tree shows the same alternatives, else piece by piece.
     """
+    return list(pattern_store.fact("alternatives_words", pattern,
+                                   lambda: _alternatives_words(pattern, pieces)))
+
+
+def _alternatives_words(pattern: str, pieces: list[str]) -> list[tuple[str, ...] | None]:
     if len(pieces) > 1:
         try:
             tree = list(re._parser.parse(pattern))
@@ -78,6 +90,11 @@ def _required(items) -> set[str] | None:
 def top_level_alternatives(pattern: str) -> list[str]:
     """The pattern split at its top-level `|` (outside groups and classes), or [pattern]
     when it has none or cannot be split safely (global inline flags, group references)."""
+    return list(pattern_store.fact("top_level_alternatives", pattern,
+                                   lambda: _top_level_alternatives(pattern)))
+
+
+def _top_level_alternatives(pattern: str) -> list[str]:
     pieces: list[str] = []
     depth, start, index, in_class = 0, 0, 0, False
     while index < len(pattern):

@@ -22,8 +22,9 @@ import os
 import re
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 try:  # the engine's own entry points: private, so every use below has a fallback
     import _sre
@@ -38,10 +39,12 @@ _KEY = (_FORMAT, sys.implementation.cache_tag, tuple(sys.version_info[:3]),
         getattr(_sre, "MAGIC", 0), getattr(_sre, "CODESIZE", 0))
 _CODE_TYPE = next((t for t in "IL" if array.array(t).itemsize == getattr(_sre, "CODESIZE", 4)),
                   "I")
+T = TypeVar("T")
 _NAME = f"patterns.{sys.implementation.cache_tag}.bin"
 
 # (pattern, flags) -> (flags with the pattern's inline ones, code as bytes, groups,
-# groupindex, indexgroup): the arguments of `_sre.compile`.
+# groupindex, indexgroup): the arguments of `_sre.compile`. Facts about a pattern (`fact`)
+# share the dict under (kind, pattern, "fact").
 Entry = tuple[int, bytes, int, dict[str, int], tuple[str | None, ...]]
 
 _entries: dict[tuple[str, int], Entry] | None = None
@@ -75,6 +78,24 @@ def compile(pattern: str | bytes, flags: int) -> re.Pattern[Any]:
         except Exception:  # a damaged entry: compile as usual below
             del entries[(pattern, flags)]
     return _compile_and_keep(pattern, flags, entries)
+
+
+def fact(kind: str, pattern: str, compute: Callable[[], T]) -> T:
+    """What `compute()` finds about a pattern (its required words, say), remembered in the
+    store like the compiled pattern: it depends on the pattern's text alone. The value must
+    be marshallable (str, int, None, tuples, lists, dicts of them)."""
+    global _added
+    entries = _loaded()
+    key = (kind, pattern, "fact")
+    _used.add(key)
+    if key in entries:
+        return entries[key]  # type: ignore[return-value]
+    value = compute()
+    entries[key] = value  # type: ignore[assignment]
+    _added += 1
+    if _added == 1:
+        atexit.register(save)
+    return value
 
 
 def _compile_and_keep(pattern: str | bytes, flags: int,
