@@ -59,7 +59,7 @@ def load(folder: Path) -> list[bytes]:
 def analysis_caches() -> list:
     """The functools caches of every analysis module (lru_cache wrappers have cache_clear)."""
     modules = [analysis]
-    for package in (analysis, analysis.formats):
+    for package in (analysis, analysis.formats, analysis.formats._lib):
         modules += [importlib.import_module(f"{package.__name__}.{info.name}")
                     for info in pkgutil.iter_modules(package.__path__)]
     found = {}

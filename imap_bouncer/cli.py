@@ -536,9 +536,9 @@ def prepare_command(quiet: bool) -> None:
     Each `analyze` or `ingest -` process then reads the compiled patterns from a store beside
     the package (else in the user's cache directory) instead of compiling them again.
     """
-    from .analysis import pattern_store
+    from .analysis import compile_everything, pattern_store
 
-    count, added, path = pattern_store.build()
+    count, added, path = compile_everything()
     if added and path is None:
         places = ", ".join(map(str, pattern_store.locations()))
         fail(f"{count} patterns compiled, but none of these could be written: {places}")

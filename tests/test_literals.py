@@ -18,7 +18,8 @@ from support import sample, sample_names
 from imap_bouncer.analysis import arf, dsn, origin, phrases, reasons
 from imap_bouncer.analysis import text as text_module
 from imap_bouncer.analysis.addresses import _validated, normalize_address, strip_address
-from imap_bouncer.analysis.formats import common, exchange2007, x400
+from imap_bouncer.analysis.formats import exchange2007, x400
+from imap_bouncer.analysis.formats._lib import common
 from imap_bouncer.analysis.literals import (
     Prefiltered,
     alternatives_words,

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from imap_bouncer.analysis import Options, analyze, phrases
-from imap_bouncer.analysis.formats import norecipient
+from imap_bouncer.analysis.formats._lib import norecipient
 from imap_bouncer.analysis.message import parse_message
 from imap_bouncer.report import Action, Kind, Reason
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from imap_bouncer import analysis
 from imap_bouncer.analysis import lazy_re, pattern_store
 
 REPLIES = Path(__file__).parent / "replies" / "published.csv"
@@ -45,7 +46,7 @@ def sample_texts() -> list[str]:
 
 def test_every_analyzer_pattern_from_the_store_matches_as_re_compiles_it(
         store, monkeypatch) -> None:
-    count, added, written = pattern_store.build()
+    count, added, written = analysis.compile_everything()
     unique = {(p.pattern, p.flags) for p in lazy_re.every_pattern()}
     assert written == store and store.is_file() and added >= len(unique) and count > 500
     fresh_process_view(monkeypatch)

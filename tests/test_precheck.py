@@ -1,4 +1,4 @@
-"""Formats' pre-checks (`formats.precheck`): a message a format's pre-check rejects is one its
+"""Formats' pre-checks (`formats._lib.precheck`): a message a format's pre-check rejects is one its
 `analyze` returns None for, shown on every sample message and, when present, every corpus
 message (never copied here: read in place); and the pre-checks do reject ordinary mail."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from imap_bouncer.analysis import formats, origin
-from imap_bouncer.analysis.formats.precheck import Precheck, lowered_sender
+from imap_bouncer.analysis.formats._lib.precheck import Precheck, lowered_sender
 from imap_bouncer.analysis.message import parse_message
 
 SAMPLES = Path(__file__).resolve().parent / "samples"

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from ..report import Action, Kind, Original, Recipient, Report
-from . import arf, dsn, formats, origin, phrases, reasons, unclaimed
+from . import arf, dsn, formats, origin, phrases, plaintext, reasons, unclaimed
 from . import lazy_re as re
 from .addresses import normalize_address
 from .findings import Failure, Findings
@@ -39,7 +39,7 @@ CHAIN: tuple[tuple[str, Analyzer], ...] = (
     ("arf", arf.analyze),  # RFC 5965 feedback reports and provider variants
     ("formats", formats.analyze_known),  # non-standard formats of named MTAs and providers
     ("dsn", dsn.analyze),  # RFC 3464 / 6522 / 6533 delivery status notifications
-    ("plaintext", formats.analyze_generic),  # unnamed plain-text bounces
+    ("plaintext", plaintext.analyze),  # unnamed plain-text bounces
     ("autoreply", _autoreply),  # RFC 3834 and out-of-office replies
 )
 
@@ -88,6 +88,23 @@ def prepare_for_many() -> None:
     """Ready the analyzers for many messages: what a process reading one would not pay for
     (the phrase tables' pre-filters) is built now, before workers are forked."""
     phrases.prepare()
+
+
+def compile_everything() -> tuple[int, int, object]:
+    """Import every analyzer, build what `prepare_for_many` builds, and keep every pattern
+    compiled in the pattern store (`imap-bouncer prepare`): (patterns, new, store path)."""
+    import importlib
+    import pkgutil
+
+    from . import lazy_re, pattern_store
+
+    for package in (formats, formats._lib):
+        for info in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{info.name}")
+    from . import autoreply  # noqa: F401  (imported late by the chain otherwise)
+
+    prepare_for_many()
+    return pattern_store.build(lazy_re.every_pattern())
 
 
 def analyze_many(raws: Sequence[bytes], options: Options | None = None) -> list[Report]:

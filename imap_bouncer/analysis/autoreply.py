@@ -21,7 +21,7 @@ from . import autoreply_phrases as words
 from . import lazy_re as re
 from .addresses import normalize_address
 from .findings import Failure, Findings
-from .formats.common import BOUNCE_SUBJECTS
+from .formats._lib.common import BOUNCE_SUBJECTS
 from .message import Part
 from .origin import (
     MAILER_SENDERS,

@@ -22,7 +22,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -183,22 +183,11 @@ def _write(path: Path, entries: dict[tuple[Any, int], Entry]) -> bool:
     return True
 
 
-def build() -> tuple[int, int, Path | None]:
-    """Compile every pattern the analyzers can use and store exactly those (patterns changed
-    since go): (how many, how many the store lacked, where it was written: None when it was
-    up to date, or when nowhere could be written and the second figure is not 0)."""
-    import importlib
-    import pkgutil
-
-    from .. import analysis
-    from . import formats, lazy_re
-
-    for package in (analysis, formats):
-        for info in pkgutil.iter_modules(package.__path__):
-            if info.name != "__main__":
-                importlib.import_module(f"{package.__name__}.{info.name}")
-    analysis.prepare_for_many()
-    patterns = lazy_re.every_pattern()
+def build(patterns: Sequence[Any]) -> tuple[int, int, Path | None]:
+    """Compile `patterns` (objects with `pattern` and `flags`: every LazyPattern of the
+    analyzers) and store exactly what this process used (patterns changed since go): (how
+    many, how many the store lacked, where it was written: None when it was up to date, or
+    when nowhere could be written and the second figure is not 0)."""
     for pattern in patterns:  # through the store, compiled in this process already or not
         try:
             compile(pattern.pattern, pattern.flags)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import arf, dsn
-from .formats.common import looks_like_bounce
+from .formats._lib.common import looks_like_bounce
 from .message import Part
 from .origin import (
     MAILER_SENDERS,

@@ -3,7 +3,8 @@
 Each module has `NAME` and `analyze(message) -> Findings | None`, starts with a cheap guard
 (a header or a phrase that only its format has) and returns None when the message is not
 its. The order below is the order of trial: formats that can be confused put the more
-specific one first. `generic` is not in the list: it is the chain's plain-text fallback.
+specific one first. The plain-text fallback for MTAs no format names is a stage of the chain
+of its own (`analysis.plaintext`); the helpers the formats share live in `_lib`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from . import (
     amazonworkmail,
     aol,
     biglobe,
+    bracketed_reasons,
     compuserve,
     courier,
     domino,
@@ -33,7 +35,6 @@ from . import (
     exim,
     ezweb,
     fml,
-    generic,
     gmail,
     gmx,
     googlegroups,
@@ -58,21 +59,20 @@ from . import (
     postoffice,
     powermta,
     qmail,
+    qmail_derived,
     sendmail,
     smail,
     surfcontrol,
+    technical_details,
     trendmicro,
+    trouble_delivering,
     v5sendmail,
     verizon,
-    x1,
-    x2,
-    x3,
-    x6,
     x400,
     yahoo,
     zoho,
 )
-from .precheck import Precheck, lowered_sender
+from ._lib.precheck import Precheck, lowered_sender
 
 # The known formats, in order of trial. Each entry's module says which MTA it reads.
 KNOWN: tuple[ModuleType, ...] = (
@@ -128,10 +128,10 @@ KNOWN: tuple[ModuleType, ...] = (
     jamesmta,  # Apache James bounce mailet
     dragonfly,  # DragonFly Mail Agent (dma)
     fml,  # fml mailing list manager: non-member posts
-    x1,  # unnamed: "address [reason]" lines
-    x2,  # unnamed, qmail-derived: "Unable to deliver message to the following address(es)."
-    x3,  # unnamed: "* address" under "Delivery to the following recipients ..."
-    x6,  # unnamed: "We had trouble delivering your message."
+    bracketed_reasons,  # unnamed: "address [reason]" lines
+    qmail_derived,  # unnamed, qmail-derived: "Unable to deliver message to the following ..."
+    technical_details,  # unnamed: "* address" under "Delivery to the following recipients ..."
+    trouble_delivering,  # unnamed: "We had trouble delivering your message."
 )
 
 
@@ -139,10 +139,11 @@ KNOWN: tuple[ModuleType, ...] = (
 # tried only on a message a mail system sent (`origin.machine_sent`). Gmail's and Yahoo's
 # plain-text notices name their sender too, but a list can carry that sender's name over a
 # person's words (a rewritten From): they ask the same question.
-WORDS_ONLY = {"x1", "x2", "x3", "x6", "dragonfly", "domino", "notes", "v5sendmail", "jamesmta",
-             "mailfoundry", "messagingserver", "qmail", "exim", "sendmail", "postfix", "courier",
-             "powermta", "gmail", "yahoo", "aol", "compuserve", "mssmtpsvc", "postoffice", "smail",
-             "x400", "groupwise"}
+WORDS_ONLY = {"bracketed_reasons", "qmail_derived", "technical_details", "trouble_delivering",
+              "dragonfly", "domino", "notes", "v5sendmail", "jamesmta", "mailfoundry",
+              "messagingserver", "qmail", "exim", "sendmail", "postfix", "courier", "powermta",
+              "gmail", "yahoo", "aol", "compuserve", "mssmtpsvc", "postoffice", "smail", "x400",
+              "groupwise"}
 
 # The formats tried on a message no mail system sent, in the same order.
 _NOT_WORDS_ONLY = tuple(module for module in KNOWN if module.NAME not in WORDS_ONLY)
@@ -209,8 +210,3 @@ def _complete_from_report(message: Part, findings: Findings) -> None:
         for name in ("status", "smtp_code", "remote_mta"):
             if not getattr(failure, name) and getattr(extra, name):
                 setattr(failure, name, getattr(extra, name))
-
-
-def analyze_generic(message: Part) -> Findings | None:
-    """Plain-text bounces of MTAs that no format names."""
-    return generic.analyze(message)

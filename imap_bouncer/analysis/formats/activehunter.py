@@ -13,8 +13,8 @@ from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
-from .precheck import Precheck
-from .textreport import findings_of, plain_notice, unfold
+from ._lib.precheck import Precheck
+from ._lib.textreport import findings_of, plain_notice, unfold
 
 NAME = "activehunter"
 

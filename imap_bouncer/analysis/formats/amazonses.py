@@ -24,7 +24,7 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..reasons import find_status
-from .precheck import Precheck
+from ._lib.precheck import Precheck
 
 NAME = "amazonses"
 

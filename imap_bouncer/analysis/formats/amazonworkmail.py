@@ -15,7 +15,7 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part, parse_header_lines
 from ..text import notice_text, original_headers
-from .precheck import Precheck
+from ._lib.precheck import Precheck
 
 NAME = "amazonworkmail"
 

@@ -14,8 +14,8 @@ from .. import lazy_re as re
 from ..addresses import ADDRESS_IN_TEXT, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
-from . import dsnplus
-from .textreport import findings_of, hint_for, plain_notice, unfold
+from ._lib import dsnplus
+from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "aol"
 

@@ -15,9 +15,9 @@ from ..addresses import ADDRESS_IN_TEXT, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..text import split_at_original
-from . import dsnplus
-from .precheck import Precheck
-from .textreport import findings_of, hint_for, plain_notice
+from ._lib import dsnplus
+from ._lib.precheck import Precheck
+from ._lib.textreport import findings_of, hint_for, plain_notice
 
 NAME = "compuserve"
 

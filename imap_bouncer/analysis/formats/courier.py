@@ -14,7 +14,7 @@ from ..addresses import normalize_address
 from ..findings import Findings
 from ..message import Part
 from ..text import notice_text
-from .smtp_reply import command_of, smtp_code_of, unfold_reply
+from ._lib.smtp_reply import command_of, smtp_code_of, unfold_reply
 
 NAME = "courier"
 

@@ -13,8 +13,8 @@ from ..addresses import find_addresses
 from ..findings import Failure, Findings
 from ..literals import Prefiltered
 from ..message import Part
-from .dsnplus import standard_report
-from .textreport import findings_of, hint_for, plain_notice, unfold
+from ._lib.dsnplus import standard_report
+from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "domino"
 

@@ -13,7 +13,7 @@ from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
-from .textreport import findings_of, hint_for, plain_notice, unfold
+from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "dragonfly"
 

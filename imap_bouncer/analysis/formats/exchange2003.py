@@ -25,7 +25,7 @@ from ..findings import Failure, Findings
 from ..message import Part
 from ..reasons import find_status
 from ..text import notice_text, original_headers
-from . import dsnplus
+from ._lib import dsnplus
 
 NAME = "exchange2003"
 

@@ -25,9 +25,9 @@ from ..literals import Prefiltered
 from ..message import Part
 from ..reasons import find_status
 from ..text import notice_text
-from . import dsnplus
-from .common import DELAY_WORDS, looks_like_bounce, own_addresses
-from .smtp_reply import CODES
+from ._lib import dsnplus
+from ._lib.common import DELAY_WORDS, looks_like_bounce, own_addresses
+from ._lib.smtp_reply import CODES
 
 NAME = "exchange2007"
 

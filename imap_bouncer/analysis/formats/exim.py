@@ -18,7 +18,7 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers
-from .common import looks_like_bounce
+from ._lib.common import looks_like_bounce
 
 NAME = "exim"
 

@@ -12,8 +12,8 @@ from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
-from .precheck import Precheck
-from .textreport import findings_of, plain_notice
+from ._lib.precheck import Precheck
+from ._lib.textreport import findings_of, plain_notice
 
 NAME = "fml"
 

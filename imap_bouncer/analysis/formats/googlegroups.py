@@ -15,7 +15,7 @@ from ..addresses import find_addresses, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers, split_at_original
-from .precheck import Precheck
+from ._lib.precheck import Precheck
 
 NAME = "googlegroups"
 

@@ -22,8 +22,8 @@ from ..addresses import find_addresses, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..text import original_headers
-from . import dsnplus
-from .textreport import findings_of, plain_notice
+from ._lib import dsnplus
+from ._lib.textreport import findings_of, plain_notice
 
 NAME = "groupwise"
 

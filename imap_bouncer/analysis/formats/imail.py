@@ -15,8 +15,8 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..text import split_at_original
-from .common import looks_like_bounce
-from .textreport import findings_of, hint_for, plain_notice, unfold
+from ._lib.common import looks_like_bounce
+from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "imail"
 

@@ -11,7 +11,7 @@ from .. import lazy_re as re
 from ..addresses import find_addresses
 from ..findings import Failure, Findings
 from ..message import Part
-from .textreport import findings_of, plain_notice, unfold
+from ._lib.textreport import findings_of, plain_notice, unfold
 
 NAME = "jamesmta"
 

@@ -15,7 +15,7 @@ from ..findings import Failure, Findings
 from ..literals import Prefiltered
 from ..message import Part
 from ..text import notice_text, original_headers
-from .precheck import Precheck
+from ._lib.precheck import Precheck
 
 NAME = "kddi"
 

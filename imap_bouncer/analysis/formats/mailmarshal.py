@@ -27,8 +27,8 @@ from ..findings import Failure, Findings
 from ..literals import Prefiltered
 from ..message import Part
 from ..text import notice_text, original_headers
-from . import dsnplus
-from .common import DELAY_WORDS
+from ._lib import dsnplus
+from ._lib.common import DELAY_WORDS
 
 NAME = "mailmarshal"
 

@@ -16,8 +16,8 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers, split_at_original
-from .common import own_addresses
-from .precheck import Precheck
+from ._lib.common import own_addresses
+from ._lib.precheck import Precheck
 
 NAME = "mailru"
 

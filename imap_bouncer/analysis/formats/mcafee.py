@@ -18,9 +18,9 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers
-from . import dsnplus
-from .common import DELAY_WORDS
-from .precheck import Precheck
+from ._lib import dsnplus
+from ._lib.common import DELAY_WORDS
+from ._lib.precheck import Precheck
 
 NAME = "mcafee"
 

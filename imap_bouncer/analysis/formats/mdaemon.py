@@ -15,9 +15,9 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..origin import carries_program, from_list
-from . import dsnplus
-from .precheck import Precheck
-from .textreport import findings_of, plain_notice
+from ._lib import dsnplus
+from ._lib.precheck import Precheck
+from ._lib.textreport import findings_of, plain_notice
 
 NAME = "mdaemon"
 

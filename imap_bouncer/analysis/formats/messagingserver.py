@@ -14,8 +14,8 @@ from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
-from .dsnplus import standard_report
-from .textreport import findings_of, hint_for, plain_notice, unfold
+from ._lib.dsnplus import standard_report
+from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "messagingserver"
 

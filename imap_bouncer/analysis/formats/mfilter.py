@@ -20,8 +20,8 @@ from ..addresses import find_addresses
 from ..findings import Failure, Findings
 from ..message import Part, header_block_of
 from ..text import notice_text
-from . import dsnplus
-from .precheck import Precheck
+from ._lib import dsnplus
+from ._lib.precheck import Precheck
 
 NAME = "mfilter"
 

@@ -21,8 +21,8 @@ from ..addresses import find_addresses
 from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text
-from . import dsnplus
-from .common import DELAY_WORDS, looks_like_bounce
+from ._lib import dsnplus
+from ._lib.common import DELAY_WORDS, looks_like_bounce
 
 NAME = "mimecast"
 

@@ -17,8 +17,8 @@ from ..addresses import ADDRESS_IN_TEXT, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..origin import carries_program, from_list
-from . import dsnplus
-from .textreport import findings_of, plain_notice, unfold
+from ._lib import dsnplus
+from ._lib.textreport import findings_of, plain_notice, unfold
 
 NAME = "mmdf"
 

@@ -24,8 +24,8 @@ from ..addresses import ADDRESS_IN_TEXT, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..text import original_headers
-from . import dsnplus
-from .textreport import plain_notice, unfold
+from ._lib import dsnplus
+from ._lib.textreport import plain_notice, unfold
 
 NAME = "mssmtpsvc"
 

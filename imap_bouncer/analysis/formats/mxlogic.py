@@ -21,7 +21,7 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text
-from . import dsnplus
+from ._lib import dsnplus
 
 NAME = "mxlogic"
 

@@ -12,7 +12,7 @@ from ..addresses import ADDRESS_IN_TEXT, normalize_address
 from ..findings import Failure, Findings
 from ..literals import Prefiltered
 from ..message import Part
-from .textreport import findings_of, hint_for, plain_notice, unfold
+from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "notes"
 

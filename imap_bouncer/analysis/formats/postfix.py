@@ -18,8 +18,8 @@ from ..findings import Failure, Findings
 from ..literals import Prefiltered
 from ..message import Part, parse_message
 from ..text import notice_text, original_headers
-from .smtp_reply import command_of, unfold_reply
-from .textreport import findings_of
+from ._lib.smtp_reply import command_of, unfold_reply
+from ._lib.textreport import findings_of
 
 NAME = "postfix"
 

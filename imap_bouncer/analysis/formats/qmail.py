@@ -16,7 +16,7 @@ from ..findings import Failure, Findings
 from ..literals import Prefiltered
 from ..message import Part, header_block_of
 from ..text import notice_text, original_headers
-from .common import looks_like_bounce
+from ._lib.common import looks_like_bounce
 
 NAME = "qmail"
 

@@ -19,9 +19,9 @@ from ..findings import Failure, Findings
 from ..literals import Prefiltered
 from ..message import Part
 from ..text import notice_text
-from .common import looks_like_bounce
-from .smtp_reply import command_of, smtp_code_of, unfold_reply
-from .textreport import findings_of
+from ._lib.common import looks_like_bounce
+from ._lib.smtp_reply import command_of, smtp_code_of, unfold_reply
+from ._lib.textreport import findings_of
 
 NAME = "sendmail"
 

@@ -18,7 +18,7 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part, header_block_of
 from ..text import notice_text
-from .textreport import findings_of
+from ._lib.textreport import findings_of
 
 NAME = "smail"
 

@@ -18,8 +18,8 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers
-from . import dsnplus
-from .precheck import Precheck
+from ._lib import dsnplus
+from ._lib.precheck import Precheck
 
 NAME = "surfcontrol"
 

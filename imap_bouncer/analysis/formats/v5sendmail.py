@@ -14,7 +14,7 @@ from .. import lazy_re as re
 from ..addresses import find_addresses, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part, header_block_of
-from .textreport import findings_of, unfold
+from ._lib.textreport import findings_of, unfold
 
 NAME = "v5sendmail"
 

@@ -12,7 +12,7 @@ from ..addresses import find_addresses
 from ..findings import Failure, Findings
 from ..message import Part, header_block_of
 from ..text import notice_text
-from .precheck import Precheck
+from ._lib.precheck import Precheck
 
 NAME = "verizon"
 

@@ -26,8 +26,8 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..literals import Prefiltered
 from ..message import Part
-from . import dsnplus
-from .textreport import findings_of, plain_notice, unfold
+from ._lib import dsnplus
+from ._lib.textreport import findings_of, plain_notice, unfold
 
 NAME = "x400"
 

@@ -16,8 +16,8 @@ from ..findings import Failure, Findings
 from ..literals import Prefiltered
 from ..message import Part
 from ..text import notice_text, original_headers
-from .common import DELAY_WORDS
-from .precheck import Precheck
+from ._lib.common import DELAY_WORDS
+from ._lib.precheck import Precheck
 
 NAME = "yahoo"
 

@@ -16,7 +16,7 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part, header_block_of
 from ..text import notice_text, original_headers
-from .precheck import Precheck
+from ._lib.precheck import Precheck
 
 NAME = "zoho"
 

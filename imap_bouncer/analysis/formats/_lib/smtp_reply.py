@@ -7,7 +7,7 @@ joined into one text; the repeated code prefixes then break the words apart.
 
 from __future__ import annotations
 
-from .. import lazy_re as re
+from ... import lazy_re as re
 
 # A reply code or an enhanced status code anywhere in a text.
 CODES = re.compile(r"\b[245]\d\d\b|\b[245]\.\d{1,3}\.\d{1,3}\b")

@@ -12,9 +12,9 @@ from .. import lazy_re as re
 from ..addresses import find_addresses
 from ..findings import Failure, Findings
 from ..message import Part
-from .textreport import findings_of, plain_notice, unfold
+from ._lib.textreport import findings_of, plain_notice, unfold
 
-NAME = "x6"
+NAME = "trouble_delivering"
 
 _GUARD = "We had trouble delivering your message"
 _ERROR = re.compile(r"The following recipients returned (permanent|temporary|transient) errors?:"

@@ -24,10 +24,10 @@ The words returned are the quoted SMTP reply that states the same cause, else th
 
 from __future__ import annotations
 
-from ...report import Reason
-from .. import lazy_re as re
-from ..message import Part
-from ..origin import (
+from ....report import Reason
+from ... import lazy_re as re
+from ...message import Part
+from ...origin import (
     MAILER_SENDERS,
     NULL_PATHS,
     auto_submitted,

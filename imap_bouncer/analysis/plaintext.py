@@ -19,21 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ...report import Action, Kind
-from .. import lazy_re as re
-from .. import phrases
-from ..addresses import ADDRESS_IN_TEXT, find_addresses, normalize_address
-from ..findings import Failure, Findings
-from ..message import Part
-from ..origin import (
-    auto_submitted,
-    from_mail_system,
-    is_reply_or_forward,
-    null_return_path,
-)
-from ..text import notice_text, original_headers, split_at_original
-from . import norecipient
-from .common import (
+from ..report import Action, Kind
+from . import lazy_re as re
+from . import phrases
+from .addresses import ADDRESS_IN_TEXT, find_addresses, normalize_address
+from .findings import Failure, Findings
+from .formats._lib import norecipient
+from .formats._lib.common import (
     BOUNCE_SUBJECTS,
     DELAY_WORDS,
     is_system_address,
@@ -41,12 +33,20 @@ from .common import (
     own_addresses,
     recipient_blocks,
 )
-from .smtp_reply import CODES
+from .formats._lib.smtp_reply import CODES
+from .message import Part
+from .origin import (
+    auto_submitted,
+    from_mail_system,
+    is_reply_or_forward,
+    null_return_path,
+)
+from .text import notice_text, original_headers, split_at_original
 
 # A line of a notice that quotes an SMTP reply: a reply code and an enhanced status code.
 SMTP_REPLY_LINE = re.compile(r"^.*\b[245]\d\d[ -]#?[245]\.\d{1,3}\.\d{1,3}\b.*$", re.M)
 
-NAME = "generic"
+NAME = "plaintext"  # the chain stage, as reports name it
 
 
 # What a reader finds: (recipient address, the words about it) pairs.
@@ -96,7 +96,7 @@ def analyze(message: Part) -> Findings | None:
         return None
     return Findings(
         kind=Kind.DELAY if delayed else Kind.BOUNCE,
-        analyzer="plaintext",
+        analyzer=NAME,
         evidence=evidence,
         failures=[Failure(address=a, action=action, diagnostic=t) for a, t in found],
         original_headers=original_headers(message),

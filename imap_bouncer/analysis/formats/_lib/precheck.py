@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..message import Part
+from ...message import Part
 
 
 @dataclass(frozen=True, slots=True)

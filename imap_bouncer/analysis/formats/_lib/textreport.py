@@ -7,9 +7,9 @@ format module has read its recipients, so each module holds only its own wording
 
 from __future__ import annotations
 
-from ..findings import Failure, Findings, kind_of
-from ..message import Part
-from ..text import original_headers, text_parts
+from ...findings import Failure, Findings, kind_of
+from ...message import Part
+from ...text import original_headers, text_parts
 
 
 def findings_of(name: str, evidence: str, failures: list[Failure], message: Part,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ...report import Action
-from .. import lazy_re as re
-from ..addresses import ADDRESS_IN_TEXT, PUNCTUATION, normalize_address
-from ..findings import Failure
-from ..literals import Prefiltered
-from ..message import Part
-from ..origin import (
+from ....report import Action
+from ... import lazy_re as re
+from ...addresses import ADDRESS_IN_TEXT, PUNCTUATION, normalize_address
+from ...findings import Failure
+from ...literals import Prefiltered
+from ...message import Part
+from ...origin import (
     carries_program,
     from_list,
     from_mail_system,

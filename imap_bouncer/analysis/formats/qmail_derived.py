@@ -12,9 +12,9 @@ from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
-from .textreport import findings_of, plain_notice, unfold
+from ._lib.textreport import findings_of, plain_notice, unfold
 
-NAME = "x2"
+NAME = "qmail_derived"
 
 _HEADING = re.compile(r"^Unable to deliver message to the following address\(es\)\.?\s*$",
                       re.I | re.M)

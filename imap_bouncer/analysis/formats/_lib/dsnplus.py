@@ -9,11 +9,11 @@ from the text alone when the status part is missing (truncated or forwarded copi
 
 from __future__ import annotations
 
-from .. import dsn
-from .. import lazy_re as re
-from ..findings import Failure, Findings, kind_of
-from ..message import Part, header_block_of
-from ..origin import from_mail_system, is_reply_or_forward
+from ... import dsn
+from ... import lazy_re as re
+from ...findings import Failure, Findings, kind_of
+from ...message import Part, header_block_of
+from ...origin import from_mail_system, is_reply_or_forward
 
 # The reply code of a quoted SMTP reply: at its start ("550 5.1.1 ...", "<550 ...>") or just
 # before an enhanced status anywhere ("... said: 550 5.1.1 ...").

@@ -11,9 +11,9 @@ from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
-from .textreport import findings_of, hint_for, plain_notice, unfold
+from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
 
-NAME = "x3"
+NAME = "technical_details"
 
 _HEADING = re.compile(r"^\s*Del[ei]very to the following recipients? (failed permanently|"
                       r"was aborted after [^\n:]*|failed temporarily|[^\n:]{0,40}):\s*$",

@@ -11,9 +11,9 @@ from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
-from .textreport import findings_of, plain_notice
+from ._lib.textreport import findings_of, plain_notice
 
-NAME = "x1"
+NAME = "bracketed_reasons"
 
 _HEADING = re.compile(r"^-{2,} ?The following addresses had delivery errors ?-{2,}\s*$",
                       re.I | re.M)

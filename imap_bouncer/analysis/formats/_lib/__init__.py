@@ -1,0 +1,1 @@
+"""Helpers shared by the format modules: not formats themselves."""
