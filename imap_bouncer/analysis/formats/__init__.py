@@ -135,15 +135,11 @@ KNOWN: tuple[ModuleType, ...] = (
 )
 
 
-# Formats recognised only by the words of their notice, which a person can paste or forward:
-# tried only on a message a mail system sent (`origin.machine_sent`). Gmail's and Yahoo's
+# Formats that declare `WORDS_ONLY = True`: recognised only by the words of their notice,
+# which a person can paste or forward, so tried only on a message a mail system sent (`origin.machine_sent`). Gmail's and Yahoo's
 # plain-text notices name their sender too, but a list can carry that sender's name over a
 # person's words (a rewritten From): they ask the same question.
-WORDS_ONLY = {"bracketed_reasons", "qmail_derived", "technical_details", "trouble_delivering",
-              "dragonfly", "domino", "notes", "v5sendmail", "jamesmta", "mailfoundry",
-              "messagingserver", "qmail", "exim", "sendmail", "postfix", "courier", "powermta",
-              "gmail", "yahoo", "aol", "compuserve", "mssmtpsvc", "postoffice", "smail", "x400",
-              "groupwise"}
+WORDS_ONLY = frozenset(module.NAME for module in KNOWN if getattr(module, "WORDS_ONLY", False))
 
 # The formats tried on a message no mail system sent, in the same order.
 _NOT_WORDS_ONLY = tuple(module for module in KNOWN if module.NAME not in WORDS_ONLY)

@@ -18,6 +18,8 @@ from ._lib import dsnplus
 from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "aol"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 # "Your mail to the following recipients could not be delivered[ because <cause>]:", the
 # cause wrapped over a second line by some versions.

@@ -14,6 +14,8 @@ from ..message import Part
 from ._lib.textreport import findings_of, plain_notice
 
 NAME = "bracketed_reasons"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _HEADING = re.compile(r"^-{2,} ?The following addresses had delivery errors ?-{2,}\s*$",
                       re.I | re.M)

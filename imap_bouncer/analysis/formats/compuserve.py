@@ -20,6 +20,8 @@ from ._lib.precheck import Precheck
 from ._lib.textreport import findings_of, hint_for, plain_notice
 
 NAME = "compuserve"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _AS_ADDRESSED = re.compile(r"could not be delivered as addressed", re.I)
 # "<cause>: <receiver>", the receiver a user ID, an alias or an address.

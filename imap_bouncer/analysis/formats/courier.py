@@ -17,6 +17,8 @@ from ..text import notice_text
 from ._lib.smtp_reply import command_of, smtp_code_of, unfold_reply
 
 NAME = "courier"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _GREETING = re.compile(r"running the Courier mail server", re.I)
 _BLOCK_HEAD = re.compile(r"^<([^<>\s]+@[^<>\s]+)>:\s*$")

@@ -17,6 +17,8 @@ from ._lib.dsnplus import standard_report
 from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "domino"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _NOTICE = re.compile(r"^\s*was not delivered to:\s*\n(.*?)^\s*because:\s*\n(.*?)(?:\n[ \t]*\n|\Z)",
                      re.I | re.M | re.S)

@@ -16,6 +16,8 @@ from ..message import Part
 from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "dragonfly"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _GUARD = re.compile(r"^This is the DragonFly Mail Agent\b", re.M)
 _ERROR = re.compile(r"^There was an error delivering your mail to <([^<>\s]+)>\.?\s*\n(.*?)"

@@ -21,6 +21,8 @@ from ..text import notice_text, original_headers
 from ._lib.common import looks_like_bounce
 
 NAME = "exim"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 # Exim's own sentences (the default bounce and warning texts); one is enough to know it.
 _EXIM_TEXT = ("created automatically by mail delivery software",

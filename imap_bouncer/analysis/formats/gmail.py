@@ -20,6 +20,8 @@ from ._lib.common import own_addresses
 from ._lib.precheck import Precheck
 
 NAME = "gmail"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 # Gmail's bounce sender (googlemail.com for most of the world, google.com for some accounts).
 SENDER = re.compile(r"mailer-daemon@(?:googlemail|google)\.com", re.I)

@@ -26,6 +26,8 @@ from ._lib import dsnplus
 from ._lib.textreport import findings_of, plain_notice
 
 NAME = "groupwise"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _HEADING = re.compile(r"^[ \t]*The message that you sent was (?:undeliverable|not delivered) "
                       r"to the following:?[ \t]*$", re.I | re.M)

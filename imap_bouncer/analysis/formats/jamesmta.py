@@ -14,6 +14,8 @@ from ..message import Part
 from ._lib.textreport import findings_of, plain_notice, unfold
 
 NAME = "jamesmta"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _ERROR = re.compile(r"^Error message below:\s*\n(.*?)(?:\n[ \t]*\n|\Z)", re.I | re.M | re.S)
 _SUMMARY = re.compile(r"^Error:\s*(.+)$", re.M)

@@ -15,6 +15,8 @@ from ..message import Part
 from ._lib.textreport import findings_of, plain_notice, unfold
 
 NAME = "mailfoundry"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _BLOCK = re.compile(r"^Unable to deliver message to: <?([^\s<>]+@[^\s<>]+?)>?\s*\n"
                     r"Delivery failed for the following reason:\s*\n(.*?)(?:\n[ \t]*\n|\Z)",

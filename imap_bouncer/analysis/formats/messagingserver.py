@@ -18,6 +18,8 @@ from ._lib.dsnplus import standard_report
 from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "messagingserver"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _GUARD = "This report relates to a message you sent with the following header fields"
 _FIELD = re.compile(r"^[ \t]*(Recipient address|Original address|Reason|Diagnostic code|"

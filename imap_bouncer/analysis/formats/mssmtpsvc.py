@@ -28,6 +28,8 @@ from ._lib import dsnplus
 from ._lib.textreport import plain_notice, unfold
 
 NAME = "mssmtpsvc"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _OPENING = "This is an automatically generated Delivery Status Notification"
 # The group sentences and what each says happened.

@@ -15,6 +15,8 @@ from ..message import Part
 from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "notes"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _SECTION = re.compile(r"^-+ *Failure Reasons *-+\s*\n(.*?)(?:^-+ *Returned Message *-+|\Z)",
                       re.I | re.M | re.S)

@@ -22,6 +22,8 @@ from ._lib.smtp_reply import command_of, unfold_reply
 from ._lib.textreport import findings_of
 
 NAME = "postfix"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 # Postfix's notice greeting (bounce templates, old and new) and its report fields.
 _GREETING = re.compile(r"This is the (?:mail system|Postfix program) at host", re.I)

@@ -21,6 +21,8 @@ from ._lib import dsnplus
 from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "postoffice"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _OPENING = re.compile(r"This Message was undeliverable due to the following reason:", re.I)
 _CLOSING = re.compile(r"^\s*Please reply to \S+\s*$", re.I | re.M)

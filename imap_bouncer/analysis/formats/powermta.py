@@ -15,6 +15,8 @@ from ..findings import Findings
 from ..message import Part, parse_field_groups
 
 NAME = "powermta"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 # PowerMTA bounce categories (its documented list) -> reasons.
 CATEGORIES = {

@@ -19,6 +19,8 @@ from ..text import notice_text, original_headers
 from ._lib.common import looks_like_bounce
 
 NAME = "qmail"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 # qmail-send's greeting; qmail's own bounce Received line ("(qmail 123 invoked for bounce)").
 _GREETING = "qmail-send program at"

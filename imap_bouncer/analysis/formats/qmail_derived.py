@@ -15,6 +15,8 @@ from ..message import Part
 from ._lib.textreport import findings_of, plain_notice, unfold
 
 NAME = "qmail_derived"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _HEADING = re.compile(r"^Unable to deliver message to the following address\(es\)\.?\s*$",
                       re.I | re.M)

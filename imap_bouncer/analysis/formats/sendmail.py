@@ -24,6 +24,8 @@ from ._lib.smtp_reply import command_of, smtp_code_of, unfold_reply
 from ._lib.textreport import findings_of
 
 NAME = "sendmail"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 # Sendmail's section rulers (deliver.c / savemail.c).
 _RULER = re.compile(r"^\s*-----\s*(?P<title>The following addresses had (?P<kind>permanent "

@@ -21,6 +21,8 @@ from ..text import notice_text
 from ._lib.textreport import findings_of
 
 NAME = "smail"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _FAILED = re.compile(r"^\|?-{5,} ?Failed addresses follow:? ?-{5,}\|?[ \t]*$", re.I | re.M)
 _TEXT = re.compile(r"^\|?-{5,} ?Message text follows:? ?-{5,}\|?[ \t]*$", re.I | re.M)

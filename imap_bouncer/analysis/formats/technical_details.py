@@ -14,6 +14,8 @@ from ..message import Part
 from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
 
 NAME = "technical_details"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _HEADING = re.compile(r"^\s*Del[ei]very to the following recipients? (failed permanently|"
                       r"was aborted after [^\n:]*|failed temporarily|[^\n:]{0,40}):\s*$",

@@ -15,6 +15,8 @@ from ..message import Part
 from ._lib.textreport import findings_of, plain_notice, unfold
 
 NAME = "trouble_delivering"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _GUARD = "We had trouble delivering your message"
 _ERROR = re.compile(r"The following recipients returned (permanent|temporary|transient) errors?:"

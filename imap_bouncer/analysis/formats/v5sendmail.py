@@ -17,6 +17,8 @@ from ..message import Part, header_block_of
 from ._lib.textreport import findings_of, unfold
 
 NAME = "v5sendmail"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _TRANSCRIPT = re.compile(r"^[ \t]*-+ ?Transcript of session follows ?-+[ \t]*$", re.I | re.M)
 _UNSENT = re.compile(r"^[ \t]*-+ ?Unsent message follows ?-+[ \t]*$", re.I | re.M)

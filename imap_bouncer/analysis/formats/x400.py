@@ -30,6 +30,8 @@ from ._lib import dsnplus
 from ._lib.textreport import findings_of, plain_notice, unfold
 
 NAME = "x400"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 _TITLE = re.compile(r"non-?delivery (?:notification|report|notice)|"
                     r"This report relates to your message", re.I)

@@ -20,6 +20,8 @@ from ._lib.common import DELAY_WORDS
 from ._lib.precheck import Precheck
 
 NAME = "yahoo"
+# Recognised by the words of its notice alone: asked only of a mail system's message.
+WORDS_ONLY = True
 
 OPENING = re.compile(r"^Sorry, we were unable to deliver your message to the following "
                      r"address(?:es)?\.?\s*$", re.I | re.M)
