@@ -137,8 +137,9 @@ KNOWN: tuple[ModuleType, ...] = (
 
 # Formats that declare `WORDS_ONLY = True`: recognised only by the words of their notice,
 # which a person can paste or forward, so tried only on a message a mail system sent
-# (`origin.machine_sent`). Gmail's and Yahoo's plain-text notices name their sender too, but a list can carry that sender's name over a
-# person's words (a rewritten From): they ask the same question.
+# (`origin.machine_sent`). Gmail's and Yahoo's plain-text notices name their sender too, but
+# a list can carry that sender's name over a person's words (a rewritten From): they ask the
+# same question.
 WORDS_ONLY = frozenset(module.NAME for module in KNOWN if getattr(module, "WORDS_ONLY", False))
 
 # The formats tried on a message no mail system sent, in the same order.
