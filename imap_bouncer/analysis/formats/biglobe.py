@@ -12,9 +12,10 @@ from .. import lazy_re as re
 from ..addresses import find_addresses
 from ..findings import Failure, Findings
 from ..message import Part
-from ..text import notice_text, original_headers
+from ..text import notice_text
 from ._lib.common import own_addresses
 from ._lib.precheck import Precheck
+from ._lib.textreport import findings_of
 
 NAME = "biglobe"
 
@@ -49,13 +50,4 @@ def analyze(message: Part) -> Findings | None:
     addresses = [a for a in find_addresses(listing) if a not in exclude]
     failures = [Failure(address=a, action=Action.FAILED, diagnostic=words, reason_hint=hint)
                 for a in addresses]
-    if not failures:
-        return None
-    return Findings(
-        kind=Kind.BOUNCE,
-        analyzer=f"formats.{NAME}",
-        evidence="BIGLOBE returned mail",
-        failures=failures,
-        original_headers=original_headers(message),
-        notice=text,
-    )
+    return findings_of(NAME, "BIGLOBE returned mail", failures, message, text, kind=Kind.BOUNCE)

@@ -18,9 +18,10 @@ from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
-from ..text import notice_text, original_headers, split_at_original
+from ..text import notice_text, split_at_original
 from ._lib.common import own_addresses
 from ._lib.precheck import Precheck
+from ._lib.textreport import findings_of
 
 NAME = "ezweb"
 
@@ -77,16 +78,8 @@ def analyze(message: Part) -> Findings | None:
             if address and address not in exclude:
                 failures.append(Failure(address=address, diagnostic=words.group(2).strip(),
                                         reason_hint=hint))
-    if not failures:
-        return None
-    return Findings(
-        kind=Kind.BOUNCE,
-        analyzer=f"formats.{NAME}",
-        evidence="au (EZweb) mail system error",
-        failures=failures,
-        original_headers=original_headers(message),
-        notice=notice,
-    )
+    return findings_of(NAME, "au (EZweb) mail system error", failures,
+                       message, notice, kind=Kind.BOUNCE)
 
 
 def _command(line: str) -> str:

@@ -15,9 +15,10 @@ from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
-from ..text import notice_text, original_headers
+from ..text import notice_text
 from ._lib.common import own_addresses
 from ._lib.precheck import Precheck
+from ._lib.textreport import findings_of
 
 NAME = "gmail"
 # Recognised by the words of its notice alone: asked only of a mail system's message.
@@ -99,13 +100,5 @@ def analyze(message: Part) -> Findings | None:
                     failures.append(Failure(address=address, action=action,
                                             diagnostic=diagnostic, smtp_code=smtp_code,
                                             reason_hint=hint))
-    if not failures:
-        return None
-    return Findings(
-        kind=Kind.DELAY if delayed else Kind.BOUNCE,
-        analyzer=f"formats.{NAME}",
-        evidence=f"Gmail notice: {opening.group(0).strip()!r}",
-        failures=failures,
-        original_headers=original_headers(message),
-        notice=notice,
-    )
+    return findings_of(NAME, f"Gmail notice: {opening.group(0).strip()!r}", failures,
+                       message, notice, kind=Kind.DELAY if delayed else Kind.BOUNCE)

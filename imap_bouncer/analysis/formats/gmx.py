@@ -15,9 +15,10 @@ from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
-from ..text import notice_text, original_headers, split_at_original
+from ..text import notice_text, split_at_original
 from ._lib.common import DELAY_WORDS, own_addresses
 from ._lib.precheck import Precheck
+from ._lib.textreport import findings_of
 
 NAME = "gmx"
 
@@ -75,16 +76,8 @@ def analyze(message: Part) -> Findings | None:
             continue
         words.append(line)
     _close(failures, words)
-    if not failures:
-        return None
-    return Findings(
-        kind=Kind.DELAY if delayed else Kind.BOUNCE,
-        analyzer=f"formats.{NAME}",
-        evidence="GMX / 1&1 failure notice",
-        failures=failures,
-        original_headers=original_headers(message),
-        notice=notice,
-    )
+    return findings_of(NAME, "GMX / 1&1 failure notice", failures,
+                       message, notice, kind=Kind.DELAY if delayed else Kind.BOUNCE)
 
 
 def _close(failures: list[Failure], words: list[str]) -> None:

@@ -14,8 +14,9 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..literals import Prefiltered
 from ..message import Part
-from ..text import notice_text, original_headers
+from ..text import notice_text
 from ._lib.precheck import Precheck
+from ._lib.textreport import findings_of
 
 NAME = "kddi"
 
@@ -52,13 +53,4 @@ def analyze(message: Part) -> Findings | None:
         cause = CAUSE_LINE.search(text, match.end(), end)
         failures.append(Failure(address=address, action=Action.FAILED,
                                 diagnostic=cause.group(1) if cause else "", reason_hint=hint))
-    if not failures:
-        return None
-    return Findings(
-        kind=Kind.BOUNCE,
-        analyzer=f"formats.{NAME}",
-        evidence="au one net error notice",
-        failures=failures,
-        original_headers=original_headers(message),
-        notice=text,
-    )
+    return findings_of(NAME, "au one net error notice", failures, message, text, kind=Kind.BOUNCE)

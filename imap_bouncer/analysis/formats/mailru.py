@@ -15,9 +15,10 @@ from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..message import Part
-from ..text import notice_text, original_headers, split_at_original
+from ..text import notice_text, split_at_original
 from ._lib.common import own_addresses
 from ._lib.precheck import Precheck
+from ._lib.textreport import findings_of
 
 NAME = "mailru"
 
@@ -52,16 +53,8 @@ def analyze(message: Part) -> Findings | None:
     delayed = bool(DELAYED.search(notice))
     action = Action.DELAYED if delayed else Action.FAILED
     failures = parse_exim_blocks(notice[starts[-1].end():], action, own_addresses(message))
-    if not failures:
-        return None
-    return Findings(
-        kind=Kind.DELAY if delayed else Kind.BOUNCE,
-        analyzer=f"formats.{NAME}",
-        evidence="Mail.Ru (Exim) notice",
-        failures=failures,
-        original_headers=original_headers(message),
-        notice=notice,
-    )
+    return findings_of(NAME, "Mail.Ru (Exim) notice", failures,
+                       message, notice, kind=Kind.DELAY if delayed else Kind.BOUNCE)
 
 
 def parse_exim_blocks(text: str, action: Action, exclude: set[str]) -> list[Failure]:

@@ -17,6 +17,7 @@ from ..literals import Prefiltered
 from ..message import Part, header_block_of
 from ..text import notice_text, original_headers
 from ._lib.common import looks_like_bounce
+from ._lib.textreport import findings_of
 
 NAME = "qmail"
 # Recognised by the words of its notice alone: asked only of a mail system's message.
@@ -82,16 +83,10 @@ def analyze(message: Part) -> Findings | None:
     end = _ORIGINAL.search(notice)
     body = notice[:end.start()] if end else notice
     failures = _failures(body)
-    if not failures:
-        return None
-    return Findings(
-        kind=Kind.BOUNCE,
-        analyzer=f"formats.{NAME}",
-        evidence=f"qmail-send bounce with {len(failures)} recipient paragraph(s)",
-        failures=failures,
-        original_headers=original_headers(message) or _inline_headers(notice, end),
-        notice=body,
-    )
+    evidence = f"qmail-send bounce with {len(failures)} recipient paragraph(s)"
+    original = original_headers(message) or _inline_headers(notice, end)
+    return findings_of(NAME, evidence, failures, message, body, kind=Kind.BOUNCE,
+                       original=original)
 
 
 def _is_qmail(message: Part) -> bool:

@@ -13,6 +13,7 @@ from ..findings import Failure, Findings
 from ..message import Part, header_block_of
 from ..text import notice_text
 from ._lib.precheck import Precheck
+from ._lib.textreport import findings_of
 
 NAME = "verizon"
 
@@ -45,13 +46,5 @@ def analyze(message: Part) -> Findings | None:
     addresses = [a for name, value in headers if name == "to" for a in find_addresses(value)]
     failures = [Failure(address=a, action=Action.FAILED, diagnostic=diagnostic, reason_hint=hint)
                 for a in addresses]
-    if not failures:
-        return None
-    return Findings(
-        kind=Kind.BOUNCE,
-        analyzer=f"formats.{NAME}",
-        evidence="Verizon Wireless gateway notice",
-        failures=failures,
-        original_headers=headers or None,
-        notice=text[:original.start()],
-    )
+    return findings_of(NAME, "Verizon Wireless gateway notice", failures,
+                       message, text[:original.start()], kind=Kind.BOUNCE, original=headers or None)

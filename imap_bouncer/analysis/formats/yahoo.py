@@ -15,9 +15,10 @@ from ..addresses import normalize_address
 from ..findings import Failure, Findings
 from ..literals import Prefiltered
 from ..message import Part
-from ..text import notice_text, original_headers
+from ..text import notice_text
 from ._lib.common import DELAY_WORDS
 from ._lib.precheck import Precheck
+from ._lib.textreport import findings_of
 
 NAME = "yahoo"
 # Recognised by the words of its notice alone: asked only of a mail system's message.
@@ -66,16 +67,8 @@ def analyze(message: Part) -> Findings | None:
             current.append(line.strip())
             _set_words(failures[-1], current)
     failures = [f for f in failures if f.address]
-    if not failures:
-        return None
-    return Findings(
-        kind=Kind.DELAY if delayed else Kind.BOUNCE,
-        analyzer=f"formats.{NAME}",
-        evidence="Yahoo! failure notice",
-        failures=failures,
-        original_headers=original_headers(message),
-        notice=notice,
-    )
+    return findings_of(NAME, "Yahoo! failure notice", failures,
+                       message, notice, kind=Kind.DELAY if delayed else Kind.BOUNCE)
 
 
 def _set_words(failure: Failure, lines: list[str]) -> None:

@@ -7,20 +7,27 @@ format module has read its recipients, so each module holds only its own wording
 
 from __future__ import annotations
 
+from ....report import Kind
 from ...findings import Failure, Findings, kind_of
 from ...message import Part
 from ...text import original_headers, text_parts
 
+_FROM_MESSAGE: list[tuple[str, str]] = []  # `original`'s default: read from the message
+
 
 def findings_of(name: str, evidence: str, failures: list[Failure], message: Part,
-                notice: str) -> Findings | None:
-    """Findings for a format's own reading; None when it found no recipient."""
+                notice: str, *, kind: Kind | None = None,
+                original: list[tuple[str, str]] | None = _FROM_MESSAGE) -> Findings | None:
+    """Findings for a format's own reading; None when it found no recipient. The kind follows
+    the recipients' actions unless the format knows better (a delay notice's heading); the
+    original's headers are the message's attached copy unless the format found them."""
     failures = [f for f in failures if f.address]
     if not failures:
         return None
-    return Findings(kind=kind_of(failures), analyzer=f"formats.{name}", evidence=evidence,
-                    failures=failures, original_headers=original_headers(message),
-                    notice=notice)
+    return Findings(kind=kind or kind_of(failures), analyzer=f"formats.{name}",
+                    evidence=evidence, failures=failures,
+                    original_headers=original_headers(message) if original is _FROM_MESSAGE
+                    else original, notice=notice)
 
 
 def hint_for(text: str, hints: tuple) -> str:
