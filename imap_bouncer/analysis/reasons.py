@@ -49,7 +49,9 @@ SMTP_CODE_IN_TEXT = re.compile(r"(?<![\d.#-])([245][0-5]\d)(?=[ -]|$)(?![ -]\d+(
 
 
 @dataclass(slots=True, frozen=True)
-class Verdict:
+class Classification:
+    """One recipient's reason as `classify` names it (not review.Verdict, a person's call)."""
+
     reason: Reason
     permanent: bool
     status: str
@@ -252,7 +254,7 @@ def classify(
     notice: str = "",
     command: str = "",
     address: str = "",
-) -> Verdict:
+) -> Classification:
     """Name the reason for one recipient, decide `permanent`, and fill in a missing status."""
     status = status.strip()
     if not status or status.count(".") != 2:
@@ -261,9 +263,9 @@ def classify(
         smtp_code = reply_code_in(diagnostic, action)
 
     if hint in (Reason.FEEDBACK, Reason.VACATION):
-        return Verdict(Reason(hint), False, status or "2.0.0", "stated by the format")
+        return Classification(Reason(hint), False, status or "2.0.0", "stated by the format")
     if action in (Action.DELIVERED, Action.RELAYED, Action.EXPANDED):
-        return Verdict(Reason.DELIVERED, False, status or "2.0.0", f"action {action}")
+        return Classification(Reason.DELIVERED, False, status or "2.0.0", f"action {action}")
 
     about = _about_recipient(notice, address)
     status_class = _status_class(status, smtp_code, action)
@@ -298,7 +300,7 @@ def classify(
         status = f"{status_class}.{REASON_STATUS.get(reason, '0.0')}"
     permanent = reason in ADDRESS_REASONS and (
         reason is not Reason.NOTACCEPT or status_class == "5")
-    return Verdict(reason, permanent, status, evidence)
+    return Classification(reason, permanent, status, evidence)
 
 
 STATED = "stated by the format"

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from ....report import Action
 from ... import lazy_re as re
 from ...addresses import ADDRESS_IN_TEXT, PUNCTUATION, normalize_address
-from ...findings import Failure
 from ...literals import Prefiltered
 from ...message import Part
 from ...origin import (
@@ -130,6 +128,3 @@ def recipient_blocks(text: str, exclude: set[str] = frozenset()) -> list[tuple[s
         merged[address] = (merged.get(address, "") + " " + text_of).strip()
     return list(merged.items())
 
-
-def failures_from_blocks(blocks: list[tuple[str, str]], action: Action) -> list[Failure]:
-    return [Failure(address=address, action=action, diagnostic=text) for address, text in blocks]
