@@ -16,6 +16,7 @@ from ..findings import Failure, Findings
 from ..message import Part, parse_header_lines
 from ..text import notice_text, original_headers
 from ._lib.precheck import Precheck
+from ._lib.smtp_reply import leading_code
 
 NAME = "amazonworkmail"
 
@@ -74,8 +75,7 @@ def _failure(fields: dict[str, str]) -> Failure | None:
     kind, sep, words = diagnostic.partition(";")
     if sep and " " not in kind.strip():
         diagnostic = words.strip()
-    code = re.match(r"([245]\d\d)\b", diagnostic)
-    smtp_code = code.group(1) if code else ""
+    smtp_code = leading_code(diagnostic)
     last = LAST_REPLY.search(diagnostic)
     if last:  # the remote's own reply, not WorkMail's summary code
         smtp_code = last.group(1)

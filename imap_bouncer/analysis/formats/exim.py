@@ -19,6 +19,7 @@ from ..findings import Failure, Findings
 from ..message import Part
 from ..text import notice_text, original_headers
 from ._lib.common import looks_like_bounce
+from ._lib.smtp_reply import leading_code
 
 NAME = "exim"
 # Recognised by the words of its notice alone: asked only of a mail system's message.
@@ -188,13 +189,13 @@ def _failure(head: str, lines: list[str], failed_header: list[str],
     diagnostic = text[error.end():] if error else text
     diagnostic = _HOST.sub("", diagnostic, count=1) if remote else diagnostic
     diagnostic = " ".join(diagnostic.split())
-    code = re.match(r"([245]\d\d)\b", diagnostic)
+    code = leading_code(diagnostic)
     hint = next((reason for pattern, reason in _HINTS if pattern.search(head + " " + text)), "")
     return Failure(
         address=address,
         action=action,
         status="4.4.7" if _TIMED_OUT.match(diagnostic) else "",
-        smtp_code=code.group(1) if code else "",
+        smtp_code=code,
         diagnostic=diagnostic,
         remote_mta=remote,
         reason_hint=hint,

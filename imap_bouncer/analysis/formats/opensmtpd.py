@@ -18,6 +18,7 @@ from ..dsn import status_part
 from ..findings import Failure, Findings, kind_of
 from ..message import Part, parse_field_groups
 from ..text import notice_text, original_headers
+from ._lib.smtp_reply import leading_code
 
 NAME = "opensmtpd"
 
@@ -92,7 +93,7 @@ def _failure(line: str, delayed: bool, statuses: dict[str, str]) -> Failure | No
     if not address:
         return None
     diagnostic = match.group(2).strip()
-    code = re.match(r"([245]\d\d)\b", diagnostic)
+    code = leading_code(diagnostic)
     action = Action.DELAYED if delayed else Action.FAILED
     status = statuses.get(address, "")
     if _EXPIRED.match(diagnostic):
@@ -102,7 +103,7 @@ def _failure(line: str, delayed: bool, statuses: dict[str, str]) -> Failure | No
         address=address,
         action=action,
         status="" if code else status,  # the reply's own status beats the report's 5.0.0
-        smtp_code=code.group(1) if code else "",
+        smtp_code=code,
         diagnostic=diagnostic,
         reason_hint=hint,
     )

@@ -18,7 +18,7 @@ from ..findings import Failure, Findings
 from ..literals import Prefiltered
 from ..message import Part, parse_message
 from ..text import notice_text, original_headers
-from ._lib.smtp_reply import command_of, unfold_reply
+from ._lib.smtp_reply import command_of, leading_code, unfold_reply
 from ._lib.textreport import findings_of
 
 NAME = "postfix"
@@ -128,9 +128,9 @@ def _enrich(failure: Failure, paragraphs: dict[str, str]) -> Failure:
         failure.diagnostic = words
     failure.remote_mta = failure.remote_mta or host
     failure.command = failure.command or command
-    code = re.match(r"([245]\d\d)\b", failure.diagnostic)
+    code = leading_code(failure.diagnostic)
     if code and not failure.smtp_code:
-        failure.smtp_code = code.group(1)
+        failure.smtp_code = code
     if _LOCAL_COMMAND.search(text or failure.diagnostic) and not failure.reason_hint:
         failure.reason_hint = "mailererror"
     return failure
@@ -138,11 +138,11 @@ def _enrich(failure: Failure, paragraphs: dict[str, str]) -> Failure:
 
 def _from_paragraph(address: str, text: str, action: Action) -> Failure:
     words, host, command = _parse_words(text)
-    code = re.match(r"([245]\d\d)\b", words)
+    code = leading_code(words)
     return Failure(
         address=address,
         action=action,
-        smtp_code=code.group(1) if code else "",
+        smtp_code=code,
         diagnostic=words,
         remote_mta=host,
         command=command,

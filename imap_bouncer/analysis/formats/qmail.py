@@ -17,6 +17,7 @@ from ..literals import Prefiltered
 from ..message import Part, header_block_of
 from ..text import notice_text, original_headers
 from ._lib.common import looks_like_bounce
+from ._lib.smtp_reply import leading_code
 from ._lib.textreport import findings_of
 
 NAME = "qmail"
@@ -120,7 +121,7 @@ def _failure(address: str, text: str) -> Failure:
         diagnostic = rest[:_SAID_END.search(rest).start()].rstrip(" .")
     else:
         diagnostic = " ".join(_TRAILERS.sub(" ", text).split())
-    code = re.match(r"([245]\d\d)\b", diagnostic)
+    code = leading_code(diagnostic)
     command = next((name for pattern, name in _COMMANDS if pattern.search(text)), "")
     hint = next((reason for pattern, reason in _HINTS if pattern.search(text)), "")
     if not hint and not said and not status and _QUEUE_TOO_LONG.search(text):
@@ -129,7 +130,7 @@ def _failure(address: str, text: str) -> Failure:
         address=address,
         action=Action.FAILED,  # qmail-send bounces only when it has given up
         status=status,
-        smtp_code=code.group(1) if code else "",
+        smtp_code=code,
         diagnostic=diagnostic or text,
         reason_hint=hint,
         command=command,

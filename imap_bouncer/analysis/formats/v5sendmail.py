@@ -14,6 +14,7 @@ from .. import lazy_re as re
 from ..addresses import find_addresses, normalize_address
 from ..findings import Failure, Findings
 from ..message import Part, header_block_of
+from ._lib.smtp_reply import leading_code
 from ._lib.textreport import findings_of, unfold
 
 NAME = "v5sendmail"
@@ -117,6 +118,6 @@ def _unsent_recipients(unsent: str, words: list[str], action: Action) -> list[Fa
         if name in ("to", "cc"):
             addresses.extend(find_addresses(value))
     diagnostic = unfold(" ".join(words))
-    code = re.match(r"([245]\d\d)\b", diagnostic)
+    code = leading_code(diagnostic)
     return [Failure(address=a, action=action, diagnostic=diagnostic,
-                    smtp_code=code.group(1) if code else "") for a in dict.fromkeys(addresses)]
+                    smtp_code=code) for a in dict.fromkeys(addresses)]

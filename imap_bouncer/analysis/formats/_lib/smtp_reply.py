@@ -12,6 +12,7 @@ from ... import lazy_re as re
 # A reply code or an enhanced status code anywhere in a text.
 CODES = re.compile(r"\b[245]\d\d\b|\b[245]\.\d{1,3}\.\d{1,3}\b")
 _FIRST = re.compile(r"\s*([245]\d\d)[ -](?:([245]\.\d{1,3}\.\d{1,3})\s)?")
+_LEADING = re.compile(r"([245]\d\d)\b")
 # The words of a transcript or paragraph -> the SMTP command they name.
 COMMANDS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bRCPT\b", re.I), "RCPT"),
@@ -30,6 +31,12 @@ def command_of(words: str) -> str:
 def smtp_code_of(text: str) -> str:
     """The reply code a quoted reply starts with."""
     match = _FIRST.match(text)
+    return match.group(1) if match else ""
+
+
+def leading_code(text: str) -> str:
+    """The reply code a text starts with as a word ("550 ...", "550: ...", "550."), or ""."""
+    match = _LEADING.match(text)
     return match.group(1) if match else ""
 
 
