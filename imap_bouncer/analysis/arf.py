@@ -21,7 +21,7 @@ from ..report import Action, Kind, Reason
 from . import lazy_re as re
 from .addresses import normalize_address
 from .findings import Failure, Findings
-from .literals import Prefiltered
+from .literals import prefiltered
 from .message import Part, header_block_of, parse_field_groups
 from .origin import machine_sent, passed_on_by_person, passed_on_or_listed
 from .text import ORIGINAL_TYPES, original_headers
@@ -37,10 +37,10 @@ ORIGINAL_RECIPIENT_HEADERS = (MICROSOFT_RECIPIENT, "x-original-to", "delivered-t
 # Feedback-loop senders that send (or sent, before ARF) the complained-about message attached
 # with no feedback-report part: AOL's "Client TOS Notification" (until 2008), Hotmail JMRP.
 LEGACY_FBL_SENDERS = re.compile(r"\bscomp@aol\.net\b|\bstaff@hotmail\.com\b", re.I)
-LEGACY_FBL_SENDERS = Prefiltered(LEGACY_FBL_SENDERS)  # searched only in texts holding its words
+LEGACY_FBL_SENDERS = prefiltered(LEGACY_FBL_SENDERS)  # searched only in texts holding its words
 # X-ARF (http://www.x-arf.org, versions 0.1 and 0.2): a YAML report part.
 XARF_REPORT = re.compile(r"^Report-Type:[ \t]*(\S+)", re.I | re.M)
-XARF_REPORT = Prefiltered(XARF_REPORT)  # searched only in texts holding its words
+XARF_REPORT = prefiltered(XARF_REPORT)  # searched only in texts holding its words
 XARF_MARK = re.compile(r"^(?:Schema-URL|Reported-From|Category):", re.I | re.M)
 # X-ARF report types -> RFC 5965 feedback types.
 XARF_TYPES = {"spam": "abuse", "phishing": "fraud", "fraud": "fraud", "malware": "virus",
@@ -150,13 +150,14 @@ def _spamcop(message: Part) -> Findings | None:
     if not headers:
         part = message.find_outside_attached("text/plain")
         inline = SPAMCOP_ORIGINAL.search(part.text) if part is not None else None
-        if inline:
+        if part is not None and inline:
             headers = header_block_of(part.text[inline.end():].lstrip("\n")) or None
     return _complaint(_original_recipients(headers), "abuse", "",
                       "SpamCop report ([SpamCop (...) id:...])", headers)
 
 
-def _complaint(addresses, feedback_type, user_agent, evidence, headers) -> Findings:
+def _complaint(addresses: list[str], feedback_type: str, user_agent: str, evidence: str,
+               headers: list[tuple[str, str]] | None) -> Findings:
     unique = list(dict.fromkeys(a for a in addresses if a))
     return Findings(
         kind=Kind.COMPLAINT,

@@ -16,6 +16,8 @@ The recipient reported is the one who replied: the mail did reach them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ..report import Action, AutoreplyType, Kind, Reason
 from . import autoreply_phrases as words
 from . import lazy_re as re
@@ -151,7 +153,8 @@ def _is_challenge(text: str) -> bool:
     return sum(1 for sign in CHALLENGE_SIGNS if sign.search(text)) >= 2
 
 
-def _header_match(message: Part, table) -> str:
+def _header_match(message: Part,
+                  table: Iterable[tuple[str, re.Pattern[str] | None]]) -> str:
     for name, pattern in table:
         value = message.get(name) if name in message else None
         if value is not None and (pattern is None or pattern.search(value)):

@@ -13,8 +13,28 @@ from __future__ import annotations
 
 import re as _re
 import weakref
-from re import *  # noqa: F403  (the module stands in for `re`: flags, escape, error, Match...)
-from typing import Any
+
+# The module stands in for `re`: its flags, escape, error and types as they are.
+from re import (  # noqa: F401
+    ASCII,
+    DOTALL,
+    IGNORECASE,
+    MULTILINE,
+    UNICODE,
+    VERBOSE,
+    A,
+    I,
+    M,
+    Match,
+    Pattern,
+    RegexFlag,
+    S,
+    U,
+    X,
+    error,
+    escape,
+)
+from typing import Any, cast, overload
 
 from . import pattern_store
 
@@ -64,12 +84,17 @@ def every_pattern() -> list[LazyPattern]:
     return list(_EVERY)
 
 
-def compile(pattern: Any, flags: int = 0) -> LazyPattern:
+@overload
+def compile(pattern: str | Pattern[str], flags: int = 0) -> Pattern[str]: ...
+@overload
+def compile(pattern: bytes | Pattern[bytes], flags: int = 0) -> Pattern[bytes]: ...
+def compile(pattern: Any, flags: int = 0) -> Pattern[Any]:
+    """A `LazyPattern`, typed as the compiled pattern it stands in for."""
     if isinstance(pattern, LazyPattern):
-        return pattern
+        return cast("Pattern[Any]", pattern)
     if isinstance(pattern, _re.Pattern):
         pattern, flags = pattern.pattern, pattern.flags | flags
-    return LazyPattern(pattern, int(flags))
+    return cast("Pattern[Any]", LazyPattern(pattern, int(flags)))
 
 
 def _real(pattern: Any) -> Any:
@@ -77,33 +102,33 @@ def _real(pattern: Any) -> Any:
 
 
 # The module-level functions take a pattern object as well as a string.
-def search(pattern: Any, string: str, flags: int = 0) -> _re.Match[str] | None:
+def search(pattern: Any, string: Any, flags: int = 0) -> Any:
     return _re.search(_real(pattern), string, flags)
 
 
-def match(pattern: Any, string: str, flags: int = 0) -> _re.Match[str] | None:
+def match(pattern: Any, string: Any, flags: int = 0) -> Any:
     return _re.match(_real(pattern), string, flags)
 
 
-def fullmatch(pattern: Any, string: str, flags: int = 0) -> _re.Match[str] | None:
+def fullmatch(pattern: Any, string: Any, flags: int = 0) -> Any:
     return _re.fullmatch(_real(pattern), string, flags)
 
 
-def finditer(pattern: Any, string: str, flags: int = 0) -> Any:
+def finditer(pattern: Any, string: Any, flags: int = 0) -> Any:
     return _re.finditer(_real(pattern), string, flags)
 
 
-def findall(pattern: Any, string: str, flags: int = 0) -> list[Any]:
+def findall(pattern: Any, string: Any, flags: int = 0) -> list[Any]:
     return _re.findall(_real(pattern), string, flags)
 
 
-def sub(pattern: Any, repl: Any, string: str, count: int = 0, flags: int = 0) -> str:
+def sub(pattern: Any, repl: Any, string: Any, count: int = 0, flags: int = 0) -> str:
     return _re.sub(_real(pattern), repl, string, count=count, flags=flags)
 
 
-def subn(pattern: Any, repl: Any, string: str, count: int = 0, flags: int = 0) -> tuple[str, int]:
+def subn(pattern: Any, repl: Any, string: Any, count: int = 0, flags: int = 0) -> tuple[str, int]:
     return _re.subn(_real(pattern), repl, string, count=count, flags=flags)
 
 
-def split(pattern: Any, string: str, maxsplit: int = 0, flags: int = 0) -> list[Any]:
+def split(pattern: Any, string: Any, maxsplit: int = 0, flags: int = 0) -> list[Any]:
     return _re.split(_real(pattern), string, maxsplit=maxsplit, flags=flags)

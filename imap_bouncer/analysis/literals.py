@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from typing import Any, cast
 
 from . import pattern_store
+
+# The stdlib's own pattern parser: private, so every use has a fallback.
+_parser = re._parser  # type: ignore[attr-defined]
+_constants = re._constants  # type: ignore[attr-defined]
 
 
 def required_words(pattern: str) -> tuple[str, ...] | None:
@@ -25,7 +30,7 @@ def required_words(pattern: str) -> tuple[str, ...] | None:
 
 def _required_words(pattern: str) -> tuple[str, ...] | None:
     try:
-        tree = re._parser.parse(pattern)  # the stdlib's own pattern parser
+        tree = _parser.parse(pattern)  # the stdlib's own pattern parser
     except Exception:  # a parser change in a later Python: fall back to always searching
         return None
     words = _required(list(tree))
@@ -43,18 +48,18 @@ def alternatives_words(pattern: str, pieces: list[str]) -> list[tuple[str, ...] 
 def _alternatives_words(pattern: str, pieces: list[str]) -> list[tuple[str, ...] | None]:
     if len(pieces) > 1:
         try:
-            tree = list(re._parser.parse(pattern))
+            tree = list(_parser.parse(pattern))
         except Exception:
             tree = []
-        if len(tree) == 1 and tree[0][0] is re._constants.BRANCH \
+        if len(tree) == 1 and tree[0][0] is _constants.BRANCH \
                 and len(tree[0][1][1]) == len(pieces):
             found = [_required(list(branch)) for branch in tree[0][1][1]]
             return [tuple(sorted(words)) if words else None for words in found]
     return [required_words(piece) for piece in pieces]
 
 
-def _required(items) -> set[str] | None:
-    constants = re._constants
+def _required(items: list[Any]) -> set[str] | None:
+    constants = _constants
     candidates: list[set[str]] = []
     run: list[str] = []
 
@@ -74,7 +79,7 @@ def _required(items) -> set[str] | None:
             inner = _required(list(arg[-1]))
         elif op is constants.BRANCH:
             branches = [_required(list(branch)) for branch in arg[1]]
-            inner = set().union(*branches) if all(branches) else None
+            inner = set().union(*(b for b in branches if b)) if all(branches) else None
         elif op in (constants.MAX_REPEAT, constants.MIN_REPEAT) and arg[0] >= 1:
             inner = _required(list(arg[2]))
         else:
@@ -164,6 +169,12 @@ def _matches_ascii(char: str) -> bool:
     return any(re.fullmatch(re.escape(char), chr(code), re.I) for code in range(128))
 
 
+def prefiltered(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """`pattern` behind a `Prefiltered`, typed as the pattern it stands in for (it answers
+    `search` and `finditer` itself and passes the rest on)."""
+    return cast("re.Pattern[str]", Prefiltered(pattern))
+
+
 class Prefiltered:
     """A case-insensitive pattern that first looks, in ASCII text, for one of the literal
     words every match of it holds: most texts hold none, and a substring test is far cheaper
@@ -200,7 +211,7 @@ class Prefiltered:
 
     def _cannot_match(self, text: str) -> bool:
         words = self._words
-        if words is False:
+        if words is False or words is True:
             words = self.words
         if words is None or not text.isascii():
             return False
@@ -216,5 +227,5 @@ class Prefiltered:
     def finditer(self, text: str, *args: int) -> Iterator[re.Match[str]]:
         return iter(()) if self._cannot_match(text) else self.pattern.finditer(text, *args)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.pattern, name)

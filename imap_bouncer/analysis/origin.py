@@ -19,7 +19,7 @@ from collections.abc import Callable
 from functools import lru_cache, wraps
 
 from . import lazy_re as re
-from .literals import Prefiltered
+from .literals import prefiltered
 from .message import Part
 from .text import notice_text, split_at_original
 
@@ -32,7 +32,7 @@ MAILER_SENDERS = re.compile(
     r"\bmaildelivery|no-?reply-?bounce|\bbounce[sd]?@",
     re.I,
 )
-MAILER_SENDERS = Prefiltered(MAILER_SENDERS)  # searched only in texts holding its words
+MAILER_SENDERS = prefiltered(MAILER_SENDERS)  # searched only in texts holding its words
 # A person answering or passing on a message: "Re:", "Fw:", German "AW:"/"WG:", French "TR:",
 # Spanish "RV:", Nordic "SV:"/"VS:", Dutch "Antw:"/"Doorst:", Italian "R:"/"RIF:"/"I:",
 # Portuguese "RES:"/"ENC:", Polish "Odp:"/"PD:", Turkish "Ynt:"/"İlt:", Chinese and Japanese;
@@ -64,7 +64,7 @@ LIST_ROLE_SENDER = re.compile(
     r"(?:^|[\s<\"'])owner-[^@\s<>]+@|"
     r"(?:^|[\s<\"'])(?:mailman|majordomo|listserv|sympa|ezmlm|listproc|lyris)"
     r"(?:-[^@\s<>]*)?@", re.I)
-LIST_ROLE_SENDER = Prefiltered(LIST_ROLE_SENDER)  # searched only in texts holding its words
+LIST_ROLE_SENDER = prefiltered(LIST_ROLE_SENDER)  # searched only in texts holding its words
 
 
 def once_per_message(question: Callable[[Part], bool]) -> Callable[[Part], bool]:

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 try:  # the engine's own entry points: private, so every use below has a fallback
     import _sre
-    from re import _compiler, _parser
+    from re import _compiler, _parser  # type: ignore[attr-defined]  # private: see above
 except ImportError:  # pragma: no cover - another Python implementation
     _sre = None  # type: ignore[assignment]
 
@@ -47,9 +47,9 @@ _NAME = f"patterns.{sys.implementation.cache_tag}.bin"
 # share the dict under (kind, pattern, "fact").
 Entry = tuple[int, bytes, int, dict[str, int], tuple[str | None, ...]]
 
-_entries: dict[tuple[str, int], Entry] | None = None
+_entries: dict[tuple[Any, ...], Any] | None = None  # Entry, or a fact's value
 _added = 0  # entries compiled by this process that the store lacked
-_used: set[tuple[Any, int]] = set()  # what this process asked for
+_used: set[tuple[Any, ...]] = set()  # what this process asked for
 
 
 def locations() -> list[Path]:
@@ -99,7 +99,7 @@ def fact(kind: str, pattern: str, compute: Callable[[], T]) -> T:
 
 
 def _compile_and_keep(pattern: str | bytes, flags: int,
-                      entries: dict[tuple[Any, int], Entry]) -> re.Pattern[Any]:
+                      entries: dict[tuple[Any, ...], Any]) -> re.Pattern[Any]:
     global _added
     if _sre is None or not isinstance(pattern, str | bytes) or flags & re.DEBUG:
         return re.compile(pattern, flags)
@@ -124,7 +124,7 @@ def _compile_and_keep(pattern: str | bytes, flags: int,
     return compiled
 
 
-def _loaded() -> dict[tuple[str, int], Entry]:
+def _loaded() -> dict[tuple[Any, ...], Any]:
     global _entries
     if _entries is None:
         _entries = {}
@@ -133,7 +133,7 @@ def _loaded() -> dict[tuple[str, int], Entry]:
     return _entries
 
 
-def _read(path: Path) -> dict[tuple[str, int], Entry]:
+def _read(path: Path) -> dict[tuple[Any, ...], Any]:
     """A store's entries; none when it is missing, damaged (its checksum) or another's.
 
     The checksum matters: the engine accepts many a wrong code without complaint, and a
@@ -167,7 +167,7 @@ def save() -> Path | None:
     return None
 
 
-def _write(path: Path, entries: dict[tuple[Any, int], Entry]) -> bool:
+def _write(path: Path, entries: dict[tuple[Any, ...], Any]) -> bool:
     import tempfile
 
     try:

@@ -8,11 +8,12 @@ more specific reasons (a blocklist named in a 550 "user unknown"-looking reply) 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 
 from ..report import Reason
 from . import lazy_re as re
-from .literals import Prefiltered, alternatives_words, top_level_alternatives, trie_pattern
+from .literals import alternatives_words, prefiltered, top_level_alternatives, trie_pattern
 
 # "This user doesn't have a yahoo.com account": no such account, at any SMTP stage.
 _ACCOUNT_MISSING = r"(?:doesn't|does not) have an? .{1,40} account"
@@ -411,8 +412,8 @@ MAILBOX_MISSING = re.compile(
 FILTER_WORDS = re.compile(
     r"\bfilter|\bspam|\bblock(?:ed|list|ing)?\b|black ?list|\bpolic(?:y|ies)\b", re.I)
 # Both searched only in texts holding one of their words (found on first use).
-MAILBOX_MISSING = Prefiltered(MAILBOX_MISSING)
-FILTER_WORDS = Prefiltered(FILTER_WORDS)
+MAILBOX_MISSING = prefiltered(MAILBOX_MISSING)
+FILTER_WORDS = prefiltered(FILTER_WORDS)
 
 # RFC 5321's stock reply texts, which name a class of causes rather than one: consulted only
 # when neither the server's own words nor a specific status code said more. "Mailbox
@@ -532,7 +533,7 @@ class _Table:
         return (best_row, best) if best is not None else None
 
 
-def _or_all(masks) -> int:
+def _or_all(masks: Iterable[int]) -> int:
     combined = 0
     for mask in masks:
         combined |= mask

@@ -35,13 +35,14 @@ message (blocklist, policy, spam, authentication, rate limit) never is, whatever
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
 from ..report import ADDRESS_REASONS, Action, Reason
 from . import lazy_re as re
 from . import phrases
-from .literals import Prefiltered
+from .literals import prefiltered
 
 STATUS_IN_TEXT = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
 # A reply code: "550 ", "550-", but not one number among others ("550 1234", "10.550.2").
@@ -397,7 +398,7 @@ _COMMAND_MARKER = re.compile(
     r"|(?P<qmail_conn>but greeting failed)|(?P<qmail_helo>but my name was rejected)"  # qmail
     r"|(?P<postfix_conn>refused to talk to me)",  # Postfix: the greeting was a refusal
     re.I)
-_COMMAND_MARKER_QUICK = Prefiltered(_COMMAND_MARKER)
+_COMMAND_MARKER_QUICK = prefiltered(_COMMAND_MARKER)
 # Sendmail's (and Courier's) session transcript: a ">>> COMMAND" line, then "<<< reply" lines.
 _TRANSCRIPT_LINE = re.compile(r"^[ \t]*(>>>|<<<)[ \t]?(.*)$", re.M)
 _TRANSCRIPT_COMMAND = re.compile(r"(data|mail from|rcpt to|helo|ehlo)\b", re.I)
@@ -485,7 +486,7 @@ def _about_recipient(notice: str, address: str) -> str:
     return " ".join(pieces)
 
 
-def _addresses(text: str, position: int, end: int):
+def _addresses(text: str, position: int, end: int) -> Iterator[re.Match[str]]:
     """`_ADDRESS.finditer(text, position, end)`, faster: an address holds one "@", and the
     match that holds a given "@" starts where the run of local-part characters before it
     starts (from any later start the rest matches alike). So each "@" is found with a

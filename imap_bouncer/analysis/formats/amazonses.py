@@ -121,7 +121,7 @@ def _mail_headers(mail: Any) -> list[tuple[str, str]] | None:
     return headers or None
 
 
-def _bounce(bounce: dict[str, Any], headers) -> Findings | None:
+def _bounce(bounce: dict[str, Any], headers: list[tuple[str, str]] | None) -> Findings | None:
     bounce_type = str(bounce.get("bounceType", ""))
     subtype = str(bounce.get("bounceSubType", ""))
     hint = SUBTYPE_REASONS.get(subtype.lower(), "")
@@ -145,7 +145,7 @@ def _bounce(bounce: dict[str, Any], headers) -> Findings | None:
                     failures=failures, original_headers=headers)
 
 
-def _complaint(complaint: dict[str, Any], headers) -> Findings | None:
+def _complaint(complaint: dict[str, Any], headers: list[tuple[str, str]] | None) -> Findings | None:
     addresses = [normalize_address(str(_dict(item).get("emailAddress", "")))
                  for item in _list(complaint.get("complainedRecipients"))]
     failures = [Failure(address=a, action=Action.DELIVERED, reason_hint=Reason.FEEDBACK)
@@ -156,7 +156,7 @@ def _complaint(complaint: dict[str, Any], headers) -> Findings | None:
                     user_agent=str(complaint.get("userAgent", "")), original_headers=headers)
 
 
-def _delivery(delivery: dict[str, Any], headers) -> Findings | None:
+def _delivery(delivery: dict[str, Any], headers: list[tuple[str, str]] | None) -> Findings | None:
     response = str(delivery.get("smtpResponse", ""))
     failures = [Failure(address=a, action=Action.DELIVERED, status=find_status(response),
                         smtp_code=_smtp_code(response), diagnostic=response,
@@ -168,7 +168,7 @@ def _delivery(delivery: dict[str, Any], headers) -> Findings | None:
                     original_headers=headers)
 
 
-def _delay(delay: dict[str, Any], headers) -> Findings | None:
+def _delay(delay: dict[str, Any], headers: list[tuple[str, str]] | None) -> Findings | None:
     failures = []
     for item in _list(delay.get("delayedRecipients")):
         item = _dict(item)

@@ -54,7 +54,8 @@ def analyze(message: Part) -> Findings | None:
 def _exchanges(notice: str) -> dict[str, tuple[str, str, str]]:
     """address -> (command, reply, remote host) from the notice's recipient blocks."""
     found: dict[str, tuple[str, str, str]] = {}
-    address, command, host, reply = "", "", "", []
+    address, command, host = "", "", ""
+    reply: list[str] = []
     for line in [*notice.split("\n"), ""]:
         head = _BLOCK_HEAD.match(line)
         if head or not line.strip():

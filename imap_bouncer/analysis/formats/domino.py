@@ -11,7 +11,7 @@ from ...report import Action, Reason
 from .. import lazy_re as re
 from ..addresses import find_addresses
 from ..findings import Failure, Findings
-from ..literals import Prefiltered
+from ..literals import prefiltered
 from ..message import Part
 from ._lib.dsnplus import standard_report
 from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
@@ -22,7 +22,7 @@ WORDS_ONLY = True
 
 _NOTICE = re.compile(r"^\s*was not delivered to:\s*\n(.*?)^\s*because:\s*\n(.*?)(?:\n[ \t]*\n|\Z)",
                      re.I | re.M | re.S)
-_NOTICE = Prefiltered(_NOTICE)  # searched only in texts holding its words
+_NOTICE = prefiltered(_NOTICE)  # searched only in texts holding its words
 # Domino's own words for a recipient its directory does not know.
 _HINTS = (
     (Reason.USERUNKNOWN, re.compile(r"not listed in (?:the )?(?:Domino Directory|public Name "
@@ -36,7 +36,7 @@ _HINTS = (
 # Domino's delivery confirmation ("Delivery Report", asked for by the sender):
 # "Your document: <subject>\nwas delivered to: <recipient>\n  on: <date>".
 _DELIVERED = re.compile(r"^\s*Your document:.*\n\s*was delivered to:[ \t]*(.+)$", re.I | re.M)
-_DELIVERED = Prefiltered(_DELIVERED)  # searched only in texts holding its words
+_DELIVERED = prefiltered(_DELIVERED)  # searched only in texts holding its words
 # Notes' own "Delivery Failure Report" form (R4-R6, mail between Notes domains and from its
 # SMTP gateway): the same three fields side by side with their values, the reason running on
 # over indented lines: "Your document: <subject>\nwas not delivered to: <recipient>\n

@@ -21,7 +21,7 @@ from ...report import Action
 from .. import lazy_re as re
 from ..addresses import ADDRESS_IN_TEXT, normalize_address
 from ..findings import Failure, Findings
-from ..literals import Prefiltered
+from ..literals import prefiltered
 from ..message import Part
 from ..reasons import find_status
 from ..text import notice_text
@@ -75,7 +75,7 @@ FAILED_HEADING = re.compile(
     r"|次の受信者またはグループへの配信に失敗しました",
     re.I,
 )
-FAILED_HEADING = Prefiltered(FAILED_HEADING)  # searched only in texts holding its words
+FAILED_HEADING = prefiltered(FAILED_HEADING)  # searched only in texts holding its words
 DELAYED_HEADING = re.compile(
     r"Delivery is delayed to these recipients or (?:groups|distribution lists)"
     r"|Die Zustellung an folgende Empfänger oder Gruppen ist verzögert"
@@ -83,7 +83,7 @@ DELAYED_HEADING = re.compile(
     r"|次の受信者またはグループへの配信が遅延しています",
     re.I,
 )
-DELAYED_HEADING = Prefiltered(DELAYED_HEADING)  # searched only in texts holding its words
+DELAYED_HEADING = prefiltered(DELAYED_HEADING)  # searched only in texts holding its words
 # Words of the section heading, one per language family, to skip the regex on other mail.
 ADMIN_WORDS = ("inistrat", "beheerders", "管理者")
 # A reply quoted in single quotes: "returned '550 5.1.1 ...'", "hat '550 ...' zurückgegeben".
@@ -204,9 +204,10 @@ def _verdict(lines: list[str]) -> tuple[str, str, str]:
     for line in lines:
         quoted = QUOTED_REPLY.search(line)
         own = OWN_VERDICT.match(line) if quoted is None else None
-        if quoted is None and own is None:
+        said = quoted or own
+        if said is None:
             continue
-        reply = (quoted or own).group(1).strip()
+        reply = said.group(1).strip()
         status = ""
         relay = RELAY_FORM.match(reply)
         if relay:

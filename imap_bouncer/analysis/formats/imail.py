@@ -42,7 +42,7 @@ def analyze(message: Part) -> Findings | None:
     for line in notice.split("\n"):
         found = _RECIPIENT.match(line)
         address = normalize_address(found.group(2)) if found else ""
-        if address:
+        if found and address:
             current = Failure(address=address, action=Action.FAILED,
                               diagnostic=found.group(1).strip())
             current.reason_hint = hint_for(current.diagnostic, _HINTS)

@@ -12,7 +12,7 @@ from ...report import Action, Kind, Reason
 from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
-from ..literals import Prefiltered
+from ..literals import prefiltered
 from ..message import Part
 from ..text import notice_text
 from ._lib.precheck import Precheck
@@ -22,7 +22,7 @@ NAME = "kddi"
 
 SENDER = re.compile(r"(?:no-?reply|postmaster|mailer-daemon)@(?:[\w-]+\.)*"
                     r"(?:dion\.ne\.jp|auone-net\.jp)\b", re.I)
-SENDER = Prefiltered(SENDER)  # searched only in texts holding its words
+SENDER = prefiltered(SENDER)  # searched only in texts holding its words
 DELIVERED_TO = re.compile(r"^\s*Could not be delivered to:\s*<?([^\s<>@]+@[^\s<>]+?)>?\s*$",
                           re.I | re.M)
 CAUSE_LINE = re.compile(r"^\s*(As .*?)\s*$", re.M)

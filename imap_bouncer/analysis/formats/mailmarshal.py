@@ -24,7 +24,7 @@ from ...report import Action
 from .. import lazy_re as re
 from ..addresses import find_addresses
 from ..findings import Failure, Findings
-from ..literals import Prefiltered
+from ..literals import prefiltered
 from ..message import Part
 from ..text import notice_text, original_headers
 from ._lib import dsnplus
@@ -34,7 +34,7 @@ NAME = "mailmarshal"
 
 # MailMarshal's own relay names itself in its Received line and subject.
 GUARD_SUBJECT = re.compile(r"^\s*Undeliverable Mail\b", re.I)
-GUARD_SUBJECT = Prefiltered(GUARD_SUBJECT)  # searched only in texts holding its words
+GUARD_SUBJECT = prefiltered(GUARD_SUBJECT)  # searched only in texts holding its words
 REASON_START = re.compile(r"^\s*Could not be delivered because of\s*$", re.I | re.M)
 AFFECTED = re.compile(r"^\s*The following recipients were affected:?\s*$", re.I | re.M)
 SECTION_END = re.compile(r"^\s*(?:Additional Information|=+)\s*$", re.I | re.M)

@@ -45,7 +45,8 @@ def analyze(message: Part) -> Findings | None:
     end = SECTION_END.search(notice, opening.end())
     listed = find_addresses(notice[opening.end():end.start() if end else opening.end() + 500])
     additional, problem = ADDITIONAL.search(notice), PROBLEM.search(notice)
-    diagnostic = (additional or problem).group(1).strip() if (additional or problem) else ""
+    stated = additional or problem
+    diagnostic = stated.group(1).strip() if stated else ""
     delayed = "not yet been" in opening.group(0) or bool(DELAY_WORDS.search(
         message.decoded("subject")))
     failures = [Failure(address=address, action=Action.DELAYED if delayed else Action.FAILED,

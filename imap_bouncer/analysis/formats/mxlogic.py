@@ -53,7 +53,7 @@ def analyze(message: Part) -> Findings | None:
     for line in body[intro.end():].split("\n"):
         match = ADDRESS_LINE.match(line)
         address = normalize_address(match.group(1)) if match else ""
-        if address:
+        if match and address:
             current = Failure(address=address, action=action, diagnostic=match.group(2) or "")
             failures.append(current)
         elif current is not None and line.strip() and line[:1].isspace():

@@ -10,7 +10,7 @@ from ...report import Action, Reason
 from .. import lazy_re as re
 from ..addresses import ADDRESS_IN_TEXT, normalize_address
 from ..findings import Failure, Findings
-from ..literals import Prefiltered
+from ..literals import prefiltered
 from ..message import Part
 from ._lib.textreport import findings_of, hint_for, plain_notice, unfold
 
@@ -20,7 +20,7 @@ WORDS_ONLY = True
 
 _SECTION = re.compile(r"^-+ *Failure Reasons *-+\s*\n(.*?)(?:^-+ *Returned Message *-+|\Z)",
                       re.I | re.M | re.S)
-_SECTION = Prefiltered(_SECTION)  # searched only in texts holding its words
+_SECTION = prefiltered(_SECTION)  # searched only in texts holding its words
 _ADDRESS_LINE = re.compile(r"^\s*<?(" + ADDRESS_IN_TEXT.pattern + r")>?\s*$")
 # The Notes MTA's own words for a recipient its directory does not know.
 _HINTS = (

@@ -15,7 +15,7 @@ from .. import dsn
 from .. import lazy_re as re
 from ..addresses import find_addresses, normalize_address
 from ..findings import Failure, Findings
-from ..literals import Prefiltered
+from ..literals import prefiltered
 from ..message import Part, parse_message
 from ..text import notice_text, original_headers
 from ._lib.smtp_reply import command_of, leading_code, unfold_reply
@@ -27,13 +27,13 @@ WORDS_ONLY = True
 
 # Postfix's notice greeting (bounce templates, old and new) and its report fields.
 _GREETING = re.compile(r"This is the (?:mail system|Postfix program) at host", re.I)
-_GREETING = Prefiltered(_GREETING)  # searched only in texts holding its words
+_GREETING = prefiltered(_GREETING)  # searched only in texts holding its words
 _POSTFIX_FIELDS = re.compile(r"^X-Postfix-(?:Queue-ID|Sender)\s*:", re.I | re.M)
-_POSTFIX_FIELDS = Prefiltered(_POSTFIX_FIELDS)  # searched only in texts holding its words
+_POSTFIX_FIELDS = prefiltered(_POSTFIX_FIELDS)  # searched only in texts holding its words
 _SUBJECTS = re.compile(r"^(?:Undelivered Mail Returned to Sender|Delayed Mail \(still being "
                        r"retried\)|Mail Delivery Status Report)", re.I)
 _WARNING = re.compile(r"THIS IS A WARNING ONLY|Delayed Mail \(still being retried\)", re.I)
-_WARNING = Prefiltered(_WARNING)  # searched only in texts holding its words
+_WARNING = prefiltered(_WARNING)  # searched only in texts holding its words
 # A recipient paragraph: "<a@b>" or "<a@b> (expanded from <c@d>)", a colon, the words.
 _PARAGRAPH = re.compile(
     r"^<(?P<address>[^<>\s]+@[^<>\s]+|[^<>\s]+)>(?:\s+\(expanded from\s+<(?P<alias>[^<>]*)>\))?"
@@ -45,7 +45,7 @@ _IN_REPLY = re.compile(r"\s*\(in reply to (?P<command>.+?) command\)\s*$", re.I 
 # Postfix's own words for a local delivery program that failed (local(8), pipe(8)).
 _LOCAL_COMMAND = re.compile(r"\bCommand output:|\bCommand died with status|"
                             r"\bCommand time limit exceeded", re.I)
-_LOCAL_COMMAND = Prefiltered(_LOCAL_COMMAND)  # searched only in texts holding its words
+_LOCAL_COMMAND = prefiltered(_LOCAL_COMMAND)  # searched only in texts holding its words
 _UNAVAILABLE = re.compile(r"Delivery report unavailable", re.I)
 # The postmaster notice of the SMTP server: a transcript with " In:" and " Out:" lines.
 _SERVER_REPORT = re.compile(r"^Postfix SMTP server: errors from", re.I)

@@ -13,7 +13,7 @@ from ...report import Action, Kind
 from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
-from ..literals import Prefiltered
+from ..literals import prefiltered
 from ..message import Part, header_block_of
 from ..text import notice_text, original_headers
 from ._lib.common import looks_like_bounce
@@ -27,7 +27,7 @@ WORDS_ONLY = True
 # qmail-send's greeting; qmail's own bounce Received line ("(qmail 123 invoked for bounce)").
 _GREETING = "qmail-send program at"
 _INVOKED_FOR_BOUNCE = re.compile(r"invoked for bounce", re.I)
-_INVOKED_FOR_BOUNCE = Prefiltered(_INVOKED_FOR_BOUNCE)  # searched only in texts holding its words
+_INVOKED_FOR_BOUNCE = prefiltered(_INVOKED_FOR_BOUNCE)  # searched only in texts holding its words
 # Where the copy of the message starts (qmail, indimail).
 _ORIGINAL = re.compile(r"^-{2,} ?(?:Below this line is|Enclosed is) a copy of the message",
                        re.I | re.M)
@@ -118,7 +118,8 @@ def _failure(address: str, text: str) -> Failure:
     said = _SAID.search(text)
     if said:
         rest = text[said.end():]
-        diagnostic = rest[:_SAID_END.search(rest).start()].rstrip(" .")
+        end = _SAID_END.search(rest)
+        diagnostic = rest[:end.start() if end else len(rest)].rstrip(" .")
     else:
         diagnostic = " ".join(_TRAILERS.sub(" ", text).split())
     code = leading_code(diagnostic)

@@ -16,7 +16,7 @@ from .. import dsn
 from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
-from ..literals import Prefiltered
+from ..literals import prefiltered
 from ..message import Part
 from ..text import notice_text
 from ._lib.common import looks_like_bounce
@@ -31,10 +31,10 @@ WORDS_ONLY = True
 _RULER = re.compile(r"^\s*-----\s*(?P<title>The following addresses had (?P<kind>permanent "
                     r"fatal|transient non-fatal) errors|Transcript of session follows)\s*-----\s*$",
                     re.I | re.M)
-_RULER = Prefiltered(_RULER)  # searched only in texts holding its words
+_RULER = prefiltered(_RULER)  # searched only in texts holding its words
 _ANY_RULER = re.compile(r"^\s*-----.*-----\s*$", re.M)
 _WARNING = re.compile(r"THIS IS A WARNING MESSAGE ONLY|transient non-fatal errors", re.I)
-_WARNING = Prefiltered(_WARNING)  # searched only in texts holding its words
+_WARNING = prefiltered(_WARNING)  # searched only in texts holding its words
 _MIME_PREAMBLE = re.compile(rb"^This is a MIME-encapsulated message\s*\n+--(\S+)\s*$", re.M)
 _TALKING = re.compile(r"^\.\.\. while talking to (?P<host>[^:]+?)\.?:\s*$", re.I)
 _REASON = re.compile(r"\(reason:\s*(.*?)\)\s*$", re.I)
@@ -111,10 +111,10 @@ def _listed(notice: str, rulers: list[re.Match[str]]) -> dict[str, str]:
             if line[:1] not in (" ", "\t"):
                 _keep(found, current, reason, alias)
                 current, reason, alias = stripped, "", ""
-            elif _REASON.match(stripped):
-                reason = _REASON.match(stripped).group(1)
-            elif _EXPANDED.match(stripped):
-                alias = _EXPANDED.match(stripped).group(1)
+            elif said := _REASON.match(stripped):
+                reason = said.group(1)
+            elif expanded := _EXPANDED.match(stripped):
+                alias = expanded.group(1)
         _keep(found, current, reason, alias)
     return found
 

@@ -24,7 +24,7 @@ from .. import lazy_re as re
 from .. import phrases
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
-from ..literals import Prefiltered
+from ..literals import prefiltered
 from ..message import Part
 from ._lib import dsnplus
 from ._lib.textreport import findings_of, plain_notice, unfold
@@ -35,7 +35,7 @@ WORDS_ONLY = True
 
 _TITLE = re.compile(r"non-?delivery (?:notification|report|notice)|"
                     r"This report relates to your message", re.I)
-_TITLE = Prefiltered(_TITLE)  # searched only in texts holding its words
+_TITLE = prefiltered(_TITLE)  # searched only in texts holding its words
 _FIELD = re.compile(r"^[ \t]*(Recipient|Intended recipient|Reason|Diagnostic|"
                     r"Diagnostic code|Supplementary information)[ \t]*:[ \t]*(.*)$", re.I)
 # PP: "Your message was not delivered to:" <recipients> "for the following reason:" <why>.

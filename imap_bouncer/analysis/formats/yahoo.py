@@ -13,7 +13,7 @@ from ...report import Action, Kind
 from .. import lazy_re as re
 from ..addresses import normalize_address
 from ..findings import Failure, Findings
-from ..literals import Prefiltered
+from ..literals import prefiltered
 from ..message import Part
 from ..text import notice_text
 from ._lib.common import DELAY_WORDS
@@ -26,7 +26,7 @@ WORDS_ONLY = True
 
 OPENING = re.compile(r"^Sorry, we were unable to deliver your message to the following "
                      r"address(?:es)?\.?\s*$", re.I | re.M)
-OPENING = Prefiltered(OPENING)  # searched only in texts holding its words
+OPENING = prefiltered(OPENING)  # searched only in texts holding its words
 COPY_MARKER = re.compile(r"^-+ ?Below this line is a copy of the message\.?", re.I | re.M)
 RECIPIENT_LINE = re.compile(r"^<([^\s<>@]+@[^\s<>]+)>:\s*(.*)$")
 REMOTE_SAID = re.compile(r"^Remote host said:\s*", re.I)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
+
 from ... import lazy_re as re
 from ...addresses import ADDRESS_IN_TEXT, PUNCTUATION, normalize_address
-from ...literals import Prefiltered
+from ...literals import prefiltered
 from ...message import Part
 from ...origin import (
     carries_program,
@@ -40,7 +42,7 @@ DELAY_WORDS = re.compile(
     r"(?:todavía|aún) no (?:ha sido|se ha) entregado|ainda não foi entregue",  # es, pt
     re.I,
 )
-DELAY_WORDS = Prefiltered(DELAY_WORDS)  # searched only in texts holding its words
+DELAY_WORDS = prefiltered(DELAY_WORDS)  # searched only in texts holding its words
 # Local parts that belong to mail systems, never to a recipient that failed.
 SYSTEM_LOCALS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "root", "abuse",
                            "noreply", "no-reply", "daemon", "bounce", "bounces"})
@@ -100,7 +102,7 @@ _BLOCK_START = re.compile(
 )
 
 
-def recipient_blocks(text: str, exclude: set[str] = frozenset()) -> list[tuple[str, str]]:
+def recipient_blocks(text: str, exclude: Set[str] = frozenset()) -> list[tuple[str, str]]:
     """(address, the text about it) for each address that opens a block of lines.
 
     A block runs from a line that starts with an address to the next blank line or the next
@@ -111,7 +113,7 @@ def recipient_blocks(text: str, exclude: set[str] = frozenset()) -> list[tuple[s
     for line in text.split("\n"):
         match = _BLOCK_START.match(line)
         address = normalize_address(match.group(1)) if match else ""
-        if address and address not in exclude and not is_system_address(address):
+        if match and address and address not in exclude and not is_system_address(address):
             current = [line[match.end(1):].lstrip(">:;. \t")]
             blocks.append((address, current))
             continue
