@@ -247,7 +247,7 @@ def services(settings: Settings, mailboxes, ledger: Ledger | None,
     from .analysis import Options
     from .service import MailboxService
 
-    options = Options(verp_patterns=settings.analysis.verp_patterns)
+    options = Options(verp_patterns=settings.verp_patterns)
     return [MailboxService(mailbox, ledger, options, analysis_pool=pool) for mailbox in mailboxes]
 
 
@@ -256,7 +256,7 @@ def analysis_pool(settings: Settings) -> AnalysisPool:
     from .service import AnalysisPool
 
     return AnalysisPool(settings.analysis.workers,
-                        Options(verp_patterns=settings.analysis.verp_patterns))
+                        Options(verp_patterns=settings.verp_patterns))
 
 
 @main.command("once")
@@ -576,7 +576,7 @@ def ingest_command(config_path: str | None, source: str) -> None:
     from .ledger import Ledger, LedgerError
     from .policy import Policy
 
-    options = Options(verp_patterns=settings.analysis.verp_patterns)
+    options = Options(verp_patterns=settings.verp_patterns)
     try:
         ledger = Ledger.open(settings.database.url, store_raw=settings.database.store_raw,
                              policy=Policy(**settings.policy.model_dump()),
@@ -931,7 +931,7 @@ def explain_command(config_path: str | None, ident: str, as_json: bool) -> None:
         fail(f"no recorded message {ident}")
     from .analysis import Options, analyze, why_unclaimed
 
-    options = Options(verp_patterns=settings.analysis.verp_patterns)
+    options = Options(verp_patterns=settings.verp_patterns)
     records = []
     for message in found:
         now = analyze(message.raw, options) if message.raw is not None else None
