@@ -1111,7 +1111,7 @@ class Ledger:
         original message and recipient); `_plan_notifications` writes them."""
         from .dsn_planning import plan_dsn  # pure; [dsn] is read from the whole Settings
 
-        return plan_dsn(events, getattr(self.notifications, "dsn", None), now)
+        return plan_dsn(events, self.notifications, now)
 
     def _insert_outbox(self, rows: Sequence[OutboxRow], now: datetime) -> None:
         """Write outbox rows, pending and due at once; a taken dedupe_key is skipped."""
