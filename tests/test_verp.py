@@ -169,3 +169,67 @@ def test_bad_addresses_are_refused() -> None:
     for bad in ("jo", "@example.net", "jo@", "jo smith@example.net", "<jo@example.net>"):
         with pytest.raises(verp.VerpError):
             verp.sign(bad, KEY, PATTERN, DAY)
+
+
+# -- the [verp] settings -------------------------------------------------------------------------
+
+
+def load_text(tmp_path, text: str):
+    from imap_bouncer.settings import load_settings
+
+    path = tmp_path / "settings.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_settings(path)
+
+
+def test_verp_settings_defaults_and_secret_file(tmp_path) -> None:
+    from imap_bouncer.settings import Settings
+
+    defaults = Settings().verp
+    assert (defaults.secret, defaults.require_signed, defaults.max_age_days) == (None, False, 60)
+    assert defaults.key == b""
+    secret = tmp_path / "verp-secret"
+    secret.write_text("a secret of 20 chars\n")
+    settings = load_text(tmp_path, f"[verp]\nsecret_file = '{secret}'\nrequire_signed = true\n"
+                                   f"address = '{PATTERN}'\n")
+    assert settings.verp.key == b"a secret of 20 chars"
+    assert "a secret" not in repr(settings)
+    assert settings.verp_patterns == (PATTERN,)
+
+
+@pytest.mark.parametrize(("text", "key", "words"), [
+    ("[verp]\nsecret = 'short'\n", "verp.secret", "at least 16"),
+    ("[verp]\nrequire_signed = true\n", "verp.secret", "required when require_signed"),
+    (f"[verp]\naddress = '{PATTERN}'\n", "verp.secret", "required with address"),
+    ("[verp]\nsecret = '0123456789abcdef'\naddress = 'bounces+{local}={domain}@x.org'\n",
+     "verp.address", "{token}"),
+    ("[verp]\nmax_age_days = 0\n", "verp.max_age_days", ""),
+    ("[verp]\nrequire_signed = 'yes please'\n", "verp.require_signed", ""),
+])
+def test_verp_settings_mistakes_name_the_key(tmp_path, text: str, key: str, words: str) -> None:
+    from imap_bouncer.settings import SettingsError
+
+    with pytest.raises(SettingsError) as caught:
+        load_text(tmp_path, text)
+    message = str(caught.value)
+    assert message.startswith(key) and words in message
+    assert "0123456789abcdef" not in message
+
+
+def test_the_vectors_in_docs_security_md_hold() -> None:
+    """docs/security.md gives senders in other languages vectors to check against."""
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "security.md").read_text(encoding="utf-8")
+    key, day = b"correct horse battery staple", 20795
+    pattern = "bounces+{token}-{local}={domain}@bounce.example.org"
+    computed = [
+        verp.mac(key, "imap-bouncer verp 1", ["20795", "jo.smith@example.net"]),
+        verp.sign("Jo.Smith@Example.NET", key, pattern, day),
+        verp.correlation_id(key, "anna@example.org", "<20261208.4711@mail.example.org>",
+                            "jo.smith@example.net", day),
+        verp.correlation_id(key, "anna@example.org", "<20261208.4711@mail.example.org>", "",
+                            day),
+    ]
+    for value in computed:
+        assert f"`{value}`" in doc
