@@ -40,6 +40,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 VERP_LABEL = "imap-bouncer verp 1"
 ID_LABEL = "imap-bouncer id 1"
@@ -106,6 +107,7 @@ def verp_token(key: bytes, address: str, day: int) -> str:
     return stamp + mac(key, VERP_LABEL, [stamp, fold_case(address)])
 
 
+@lru_cache(maxsize=64)
 def check_pattern(pattern: str) -> str:
     """The pattern itself, or VerpError: each placeholder once, and an @ after them."""
     for name in PLACEHOLDERS:
@@ -136,6 +138,7 @@ def correlation_id(key: bytes, sender: str, message_id: str, recipient: str, day
     return f"{ID_VERSION}.{stamp}.{mac(key, ID_LABEL, fields)}"
 
 
+@lru_cache(maxsize=64)
 def pattern_regex(pattern: str) -> re.Pattern[str]:
     """A signed VERP pattern -> a regular expression with token, local and domain groups."""
     escaped = re.escape(fold_case(check_pattern(pattern)))
