@@ -451,6 +451,7 @@ def check_command(config_path: str | None, mailbox_names: tuple[str, ...],
 
     settings = load(config_path)
     click.echo(f"settings: ok ({settings.config_file or 'defaults and environment'})")
+    click.echo(f"bounces: {signed_bounces(settings)}")
     mailboxes = chosen_mailboxes(settings, mailbox_names)
     failed = False
     for service in services(settings, mailboxes, None):
@@ -487,6 +488,19 @@ def check_command(config_path: str | None, mailbox_names: tuple[str, ...],
     if not check_database(settings):
         failed = True
     sys.exit(EXIT_FAILED if failed else 0)
+
+
+def signed_bounces(settings: Settings) -> str:
+    """What a forged bounce can do with these settings, in one line (docs/security.md)."""
+    verp = settings.verp
+    if verp.require_signed:
+        return (f"require_signed: only signed bounces change send states (signatures count "
+                f"{verp.max_age_days} days)")
+    if verp.key:
+        return ("signatures checked and shown, but require_signed = false: an unsigned, "
+                "forged bounce still changes send states (docs/security.md)")
+    return ("no [verp] secret: anyone who can mail the bounce address can suppress any "
+            "address (docs/security.md)")
 
 
 def check_database(settings: Settings) -> bool:

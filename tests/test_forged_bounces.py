@@ -124,6 +124,8 @@ def test_require_signed_forged_changes_nothing_signed_does(imap_server, test_db,
         dsn_bounce(["kim@example.net"], bounce_id="<signed.1@mx.example.net>",
                    delivered_to=signed_verp("kim@example.net"))])
 
+    checked = run_cli("check", "-c", str(config), cwd=tmp_path)
+    assert "bounces: require_signed: only signed bounces change send states" in checked.stdout
     once(config, tmp_path)
 
     assert counts(imap_server)["Processed"] == 4  # every one recorded and filed
@@ -148,6 +150,8 @@ def test_without_require_signed_a_forged_bounce_still_counts(imap_server, test_d
                                                              tmp_path) -> None:
     """The default (require_signed = false) keeps today's behaviour, and says what it saw."""
     config = settings(tmp_path, imap_server, test_db, require_signed=False)
+    checked = run_cli("check", "-c", str(config), cwd=tmp_path)
+    assert "require_signed = false: an unsigned, forged bounce still changes" in checked.stdout
     append(imap_server, [dsn_bounce(["jo@example.net"], bounce_id="<forged.1@attacker.example>")])
     once(config, tmp_path)
     ledger()
