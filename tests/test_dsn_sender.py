@@ -386,6 +386,28 @@ def test_rate_limit_per_sender_defers_the_excess(smtp, ledger_factory) -> None:
     assert len(recorder.received) == 4
 
 
+@pytest.mark.parametrize(("limits", "name"), [
+    ({"rate_limit_per_domain_per_hour": 2}, "rate_limit_per_domain_per_hour"),
+    ({"rate_limit_global_per_hour": 2}, "rate_limit_global_per_hour"),
+])
+def test_new_local_parts_do_not_defeat_the_domain_and_global_limits(
+        smtp, ledger_factory, limits: dict[str, int], name: str) -> None:
+    """A forger inventing senders (anna1@, anna2@, ...) meets the per-domain limit, and
+    everything together the global one; what is over waits, nothing is dropped."""
+    recorder, port = smtp
+    settings = settings_for(port, **limits)
+    ledger = ledger_factory(settings)
+    Mailbox(ledger).record(*[
+        bounce(original_headers(f"anna{n}@example.org",
+                                message_id=f"<orig.{n}@mail.example.org>"),
+               bounce_id=f"<b{n}@mx>") for n in range(3)])
+    report = deliver(ledger, settings)
+    assert (report.delivered, report.retrying, report.failed) == (2, 1, 0)
+    assert len(recorder.received) == 2
+    [waiting] = [row for row in dsn_rows(ledger) if row.status == "pending"]
+    assert name in waiting.last_error and waiting.attempts == 0
+
+
 # -- SMTP failures ------------------------------------------------------------------------------
 
 
