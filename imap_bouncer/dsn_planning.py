@@ -168,7 +168,8 @@ def sender_address(value: str) -> str:
     of planning for a 100,000-recipient bounce)."""
     address = parseaddr(value or "")[1].strip()
     local, at, domain = address.rpartition("@")
-    if not (local and at and domain) or any(c.isspace() or c in "<>" for c in address):
+    if not (local and at and domain) or len(address) > 254 or any(
+            c.isspace() or c in "<>" or not c.isprintable() for c in address):
         return ""
     return f"{local}@{domain.lower().rstrip('.')}"
 
