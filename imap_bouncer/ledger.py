@@ -1378,13 +1378,15 @@ def _event_rows(message_pk: int, report: Report, now: datetime,
     sender_domain = sender.rpartition("@")[2].lower().rstrip(">") if "@" in sender else ""
     key = verp_settings.key if verp_settings is not None else b""
     pattern = verp_settings.address if verp_settings is not None else ""
+    old_keys = verp_settings.old_keys if verp_settings is not None else ()
 
     def proof(address: str) -> verp.Proof:
         if not key:  # nothing to check with: no note on every event of every install
             return verp.Proof()
         return verp.prove(address, envelope=original.signed_addresses,
                           correlation=original.correlation_id, sender=sender,
-                          message_id=original.message_id, key=key, pattern=pattern)
+                          message_id=original.message_id, key=key, pattern=pattern,
+                          old_keys=old_keys)
 
     proofs = [proof(recipient.address) for recipient in report.recipients]
     return [

@@ -647,28 +647,31 @@ class VerpSettings(_Model):
 
     secret_file: Path | None = None  # before secret: its validator reads the file
     secret: SecretStr | None = Field(None, validate_default=True)
+    previous_secret_file: Path | None = None
+    previous_secret: SecretStr | None = Field(None, validate_default=True)
     address: str = ""
     require_signed: bool = False
     max_age_days: int = Field(60, ge=1, le=3650)
 
-    @field_validator("secret_file", mode="before")
+    @field_validator("secret_file", "previous_secret_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("secret_file")
+    @field_validator("secret_file", "previous_secret_file")
     @classmethod
     def _check_file(cls, value: Path | None) -> Path | None:
         return _readable_file(value)
 
-    @field_validator("secret")
+    @field_validator("secret", "previous_secret")
     @classmethod
     def _secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        path = info.data.get("secret_file")
+        file_key = f"{info.field_name}_file"
+        path = info.data.get(file_key)
         if value is not None and path is not None:
-            raise ValueError("set secret or secret_file, not both")
+            raise ValueError(f"set {info.field_name} or {file_key}, not both")
         if path is not None:
-            value = SecretStr(_read_secret(path, "secret_file"))
+            value = SecretStr(_read_secret(path, file_key))
         if value is None or not value.get_secret_value():
             return None
         if len(value.get_secret_value()) < verp.MIN_SECRET:
@@ -694,12 +697,22 @@ class VerpSettings(_Model):
         if self.address and self.secret is None:
             raise _Problem("secret", "required with address (or secret_file): the key the "
                            "VERP addresses are signed with")
+        if self.previous_secret is not None and self.secret is None:
+            raise _Problem("secret", "required with previous_secret (the new one signs; the "
+                           "previous one is only still accepted)")
         return self
 
     @property
     def key(self) -> bytes:
         """The HMAC key: the secret's UTF-8 bytes; b"" when there is none."""
         return self.secret.get_secret_value().encode("utf-8") if self.secret else b""
+
+    @property
+    def old_keys(self) -> tuple[bytes, ...]:
+        """Keys still accepted (never signed with) while the secret is replaced."""
+        if self.previous_secret is None:
+            return ()
+        return (self.previous_secret.get_secret_value().encode("utf-8"),)
 
 
 class IngestSettings(_Model):

@@ -192,27 +192,32 @@ def verify_id(value: str, key: bytes, sender: str, message_id: str,
 
 
 def prove(address: str, *, envelope: Sequence[tuple[str, str]], correlation: str,
-          sender: str, message_id: str, key: bytes, pattern: str) -> Proof:
+          sender: str, message_id: str, key: bytes, pattern: str,
+          old_keys: Sequence[bytes] = ()) -> Proof:
     """What the message's signatures prove about `address` (one of its recipients).
 
     `envelope`: (header, address) pairs the bounce was delivered to (Delivered-To,
     X-Original-To, Envelope-To, To) and the original's Return-Path; `correlation`: the
     original's X-Imap-Bouncer-Id; `sender`, `message_id`: the original's From address and
     Message-ID. A signed VERP address for another recipient proves nothing about this one.
+    `old_keys`: keys signatures are still accepted with while a secret is being replaced.
     """
     if not key:
         return Proof(UNSIGNED, 0, "not checked: no [verp] secret")
+    keys = (key, *old_keys)
     wanted = fold_case(address)
     other = ""
     if pattern:
         for header, candidate in envelope:
-            found = verify_verp(candidate, key, pattern)
+            found = next(filter(None, (verify_verp(candidate, k, pattern) for k in keys)),
+                         None)
             if found is None:
                 continue
             if found[0] == wanted and wanted:
                 return Proof(VERP, found[1], f"signed VERP address in {header}")
             other = f"{header} holds a signed VERP address for another recipient"
-    id_found = verify_id(correlation, key, sender, message_id, wanted) if correlation else None
+    id_found = next(filter(None, (verify_id(correlation, k, sender, message_id, wanted)
+                                  for k in keys)), None) if correlation else None
     if id_found is not None:
         kind, day = id_found
         what = ("for this recipient" if kind == ID

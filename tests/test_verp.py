@@ -233,3 +233,28 @@ def test_the_vectors_in_docs_security_md_hold() -> None:
     ]
     for value in computed:
         assert f"`{value}`" in doc
+
+
+def test_a_previous_secret_is_still_accepted_while_replaced(tmp_path) -> None:
+    old = verp.sign("jo@example.net", b"the old secret, 20 chars", PATTERN, DAY)
+    new_key = b"the new secret, 20 chars"
+    envelope = [("Delivered-To", old)]
+
+    def proof(old_keys=()):
+        return verp.prove("jo@example.net", envelope=envelope, correlation="",
+                          sender="", message_id="", key=new_key, pattern=PATTERN,
+                          old_keys=old_keys)
+
+    assert proof().kind == verp.UNSIGNED
+    assert proof((b"the old secret, 20 chars",)).kind == verp.VERP
+    settings = load_text(tmp_path, "[verp]\nsecret = 'the new secret, 20 chars'\n"
+                                   "previous_secret = 'the old secret, 20 chars'\n")
+    assert settings.verp.old_keys == (b"the old secret, 20 chars",)
+    assert settings.verp.key == new_key
+
+
+def test_a_previous_secret_needs_a_new_one(tmp_path) -> None:
+    from imap_bouncer.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=r"^verp\.secret: required with previous_secret"):
+        load_text(tmp_path, "[verp]\nprevious_secret = 'the old secret, 20 chars'\n")
