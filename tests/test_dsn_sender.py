@@ -520,3 +520,28 @@ def test_starttls_and_login(certificate: tuple[Path, Path], tmp_path: Path) -> N
 def test_the_password_never_shows(tmp_path: Path) -> None:
     settings = settings_for(25, smtp={"username": "reports", "password": "s3cret pass"})
     assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.dsn)
+
+
+def test_a_report_to_an_internationalised_sender_with_a_name_is_built() -> None:
+    """formataddr refuses a non-ASCII address: such a sender gets the report, without the
+    display name, instead of an exception in the outbox."""
+    from imap_bouncer.handlers.dsn import build_dsn
+
+    report = build_dsn({**payload(), "to": "änna@example.org",
+                        "original": {"from": "Änna <änna@example.org>"}},
+                       settings_for(25).dsn, datetime(2026, 11, 21, 10, 0).astimezone())
+    assert report["To"] == "änna@example.org"
+    assert b"\xc3\xa4nna@example.org" in report.as_bytes()
+
+
+def test_long_remote_words_are_folded_within_the_line_limit() -> None:
+    from imap_bouncer.handlers.dsn import build_dsn
+
+    long = {**payload()["recipient"], "diagnostic": "550 " + "x" * 400 + " end"}
+    raw = build_dsn({**payload(), "recipient": long}, settings_for(25).dsn,
+                    datetime(2026, 11, 21, 10, 0).astimezone()).as_bytes()
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78
+    back = message_from_bytes(raw)
+    [status] = [p for p in back.walk() if p.get_content_type() == "message/delivery-status"]
+    [_, fields] = status.get_payload()
+    assert "".join(fields["Diagnostic-Code"].split()).endswith("x" * 10 + "end")

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+import textwrap
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -268,7 +269,8 @@ def build_dsn(payload: Mapping[str, Any], settings: DsnSettings, now: datetime) 
     report = MIMEMultipart("report", report_type="delivery-status", policy=policy)
     report["From"] = settings.from_address
     name = _clean(parseaddr(str(original.get("from") or ""))[0], MAX_FIELD)
-    report["To"] = formataddr((name, to)) if name else to
+    # formataddr refuses a non-ASCII address (SMTPUTF8): that one goes without the name.
+    report["To"] = formataddr((name, to)) if name and to.isascii() else to
     subject = _clean(str(original.get("subject") or ""), MAX_FIELD)
     title = ("Undelivered mail" if action == "failed" else "Delayed mail (still being tried)")
     report["Subject"] = f"{title}: {subject}" if subject else title
@@ -321,7 +323,16 @@ def _notice(action: str, recipients: list[Mapping[str, Any]], total: int,
         lines += ["", "Your message:"] + [f"    {label}: {value}" for label, value in shown]
     lines += ["", f"This report was sent automatically by the mail system at {mta}; "
               "replies to it are not read."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(_wrapped(lines)) + "\n"
+
+
+def _wrapped(lines: list[str]) -> list[str]:
+    """Each line within MAX_LINE characters, a long one continued with its own indent."""
+    out: list[str] = []
+    for line in lines:
+        indent = line[:len(line) - len(line.lstrip(" "))]
+        out.extend(textwrap.wrap(line, MAX_LINE, subsequent_indent=indent) or [""])
+    return out
 
 
 def _recipient_lines(recipient: Mapping[str, Any], address: str, named: bool) -> list[str]:
