@@ -247,7 +247,7 @@ def services(settings: Settings, mailboxes, ledger: Ledger | None,
     from .analysis import Options
     from .service import MailboxService
 
-    options = Options(verp_patterns=settings.analysis.verp_patterns)
+    options = Options(verp_patterns=settings.verp_patterns)
     return [MailboxService(mailbox, ledger, options, analysis_pool=pool) for mailbox in mailboxes]
 
 
@@ -256,7 +256,7 @@ def analysis_pool(settings: Settings) -> AnalysisPool:
     from .service import AnalysisPool
 
     return AnalysisPool(settings.analysis.workers,
-                        Options(verp_patterns=settings.analysis.verp_patterns))
+                        Options(verp_patterns=settings.verp_patterns))
 
 
 @main.command("once")
@@ -451,6 +451,7 @@ def check_command(config_path: str | None, mailbox_names: tuple[str, ...],
 
     settings = load(config_path)
     click.echo(f"settings: ok ({settings.config_file or 'defaults and environment'})")
+    click.echo(f"bounces: {signed_bounces(settings)}")
     mailboxes = chosen_mailboxes(settings, mailbox_names)
     failed = False
     for service in services(settings, mailboxes, None):
@@ -487,6 +488,19 @@ def check_command(config_path: str | None, mailbox_names: tuple[str, ...],
     if not check_database(settings):
         failed = True
     sys.exit(EXIT_FAILED if failed else 0)
+
+
+def signed_bounces(settings: Settings) -> str:
+    """What a forged bounce can do with these settings, in one line (docs/security.md)."""
+    verp = settings.verp
+    if verp.require_signed:
+        return (f"require_signed: only signed bounces change send states (signatures count "
+                f"{verp.max_age_days} days)")
+    if verp.key:
+        return ("signatures checked and shown, but require_signed = false: an unsigned, "
+                "forged bounce still changes send states (docs/security.md)")
+    return ("no [verp] secret: anyone who can mail the bounce address can suppress any "
+            "address (docs/security.md)")
 
 
 def check_database(settings: Settings) -> bool:
@@ -576,7 +590,7 @@ def ingest_command(config_path: str | None, source: str) -> None:
     from .ledger import Ledger, LedgerError
     from .policy import Policy
 
-    options = Options(verp_patterns=settings.analysis.verp_patterns)
+    options = Options(verp_patterns=settings.verp_patterns)
     try:
         ledger = Ledger.open(settings.database.url, store_raw=settings.database.store_raw,
                              policy=Policy(**settings.policy.model_dump()),
@@ -931,7 +945,7 @@ def explain_command(config_path: str | None, ident: str, as_json: bool) -> None:
         fail(f"no recorded message {ident}")
     from .analysis import Options, analyze, why_unclaimed
 
-    options = Options(verp_patterns=settings.analysis.verp_patterns)
+    options = Options(verp_patterns=settings.verp_patterns)
     records = []
     for message in found:
         now = analyze(message.raw, options) if message.raw is not None else None
@@ -970,6 +984,10 @@ def format_explanation(message: Explanation, now: Report | None,
         if e.original_message_id:
             lines.append(f"      original: {e.original_message_id} from "
                          f"{e.original_from or '-'}")
+        if e.proof_note:
+            lines.append(f"      signed: {e.signed or 'no'}: {e.proof_note}")
+        if e.held:
+            lines.append(f"      no state change: {e.held}")
     for t in message.transitions:
         lines.append(f"  changed {t.address}: {t.from_state} -> {t.to_state} ({t.reason})")
     if now is None:
@@ -986,6 +1004,68 @@ def format_explanation(message: Explanation, now: Report | None,
             lines.append("      (differs from what was recorded: the analyzer or the settings "
                          "changed since)")
     return "\n".join(lines)
+
+
+@main.group("verp")
+def verp_group() -> None:
+    """Sign for sending systems: signed VERP addresses and X-Imap-Bouncer-Id headers
+    ([verp] secret and address; the format is in docs/security.md)."""
+
+
+def verp_key(config_path: str | None, need_address: bool) -> tuple[bytes, str]:
+    settings = load(config_path)
+    if not settings.verp.key:
+        fail("verp.secret: not set (nor secret_file): there is nothing to sign with",
+             EXIT_SETTINGS)
+    if need_address and not settings.verp.address:
+        fail("verp.address: not set: the signed envelope sender's pattern, e.g. "
+             "'bounces+{token}-{local}={domain}@bounce.example.org'", EXIT_SETTINGS)
+    return settings.verp.key, settings.verp.address
+
+
+def verp_day(date: datetime | None) -> int:
+    from .verp import day_of
+
+    return day_of(date.replace(tzinfo=UTC) if date else datetime.now(UTC))
+
+
+@verp_group.command("sign")
+@config_option
+@click.option("--date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="The day the mail is sent (default: today, UTC).")
+@click.argument("address")
+def verp_sign_command(config_path: str | None, date: datetime | None, address: str) -> None:
+    """Print the envelope sender (Return-Path) to use for mail to ADDRESS."""
+    from .verp import VerpError, sign
+
+    key, pattern = verp_key(config_path, need_address=True)
+    try:
+        click.echo(sign(address, key, pattern, verp_day(date)))
+    except VerpError as err:
+        fail(str(err), EXIT_SETTINGS)
+
+
+@verp_group.command("id")
+@config_option
+@click.option("--date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="The day the mail is sent (default: today, UTC).")
+@click.option("--from", "sender", required=True, help="The message's From address.")
+@click.option("--message-id", required=True, help="Its Message-ID, with the <>.")
+@click.option("--to", "recipient", default="",
+              help="Its one recipient; leave out for a message sent to several at once.")
+def verp_id_command(config_path: str | None, date: datetime | None, sender: str,
+                    message_id: str, recipient: str) -> None:
+    """Print the X-Imap-Bouncer-Id header for a message."""
+    from email.utils import parseaddr
+
+    from .verp import ID_HEADER, correlation_id
+
+    key, _ = verp_key(config_path, need_address=False)
+    bare = parseaddr(sender)[1]
+    if "@" not in bare or not message_id.strip():
+        fail("--from needs an address and --message-id a Message-ID", EXIT_SETTINGS)
+    click.echo(f"{ID_HEADER}: "
+               f"{correlation_id(key, bare, message_id, recipient, verp_day(date))}")
 
 
 @main.group("db")

@@ -16,14 +16,22 @@ The rules, in order (`refusal` names the first that refuses an event):
    Precedence bulk/junk/list, a null Return-Path, one of our own reports, Exchange's
    X-Auto-Response-Suppress) nor about list mail (a List-Id: a list has its own bounce
    handling, and one post bouncing at many members must not flood its author);
-5. once per original message, recipient and action: the dedupe key is
-   `dsn:<action>:<original Message-ID>:<recipient>` (the bounce's own Message-ID when the
-   original's is unknown; no report at all when both are). The same bounce recorded twice, or
-   two bounces about the same delivery, make one report; a delay warning and the final
-   failure of the same delivery make two, as a sender's own mail system would send.
+5. only about mail we sent (`only_signed`, the default): the event's recipient has a signed
+   VERP address, or the original carries a good X-Imap-Bouncer-Id (verp.py), signed at most
+   [verp] max_age_days before. Anyone can write to the bounce mailbox; without this, a forged
+   bounce whose "original" names someone in sender_domains makes us mail them the forger's
+   words from our postmaster address (backscatter);
+6. once per original message and action, covering all its recipients: the dedupe key is
+   `dsn:<action>:<original Message-ID>` (the bounce's own Message-ID when the original's is
+   unknown; no report at all when both are). A bounce for 1,000 recipients of one message is
+   one report listing them (the first MAX_RECIPIENTS in full, the count of the others); a
+   later bounce about the same message and action makes none; a delay warning and the final
+   failure make two, as a sender's own mail system would send.
 
-The rate limit per sender (`rate_limit_per_hour`) is applied at delivery time, from the
-outbox's record of what was sent (`next_allowed`): excess reports wait, none is dropped.
+The rate limits (per sender, per sender domain, in all: `rate_limit_per_hour`,
+`rate_limit_per_domain_per_hour`, `rate_limit_global_per_hour`) are applied at delivery time
+from the outbox's record of what was sent (`next_allowed`): excess reports wait, none is
+dropped.
 """
 
 from __future__ import annotations
@@ -33,15 +41,19 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import verp
 from .notifications import OutboxRow, iso, sender_matches
 
 if TYPE_CHECKING:
     from .ledger import EventRecord
 
 DSN = "dsn"  # the outbox channel
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 2  # 2: "recipients", a list (1: one "recipient"; handlers/dsn.py reads both)
+MAX_RECIPIENTS = 100  # recipients described in one report; the others are counted
+DEFAULT_MAX_AGE_DAYS = 60  # [verp] max_age_days when only [dsn] is given
 EVENT_TYPES = {"failed": "dsn.failed", "delayed": "dsn.delayed"}
 RATE_WINDOW = timedelta(hours=1)
 _MAX_KEY = 255  # models.Outbox.dedupe_key
@@ -87,22 +99,32 @@ def dsn_settings(settings: Any) -> Any:
 def plan_dsn(events: Sequence[EventRecord], settings: Any, now: datetime) -> list[OutboxRow]:
     """The "dsn" outbox rows these newly recorded events call for (rules: module docstring).
 
-    `settings`: the whole Settings or its [dsn] table; None, or enabled = false: no rows.
-    Rows come in the order of the events, one per dedupe key.
+    `settings`: the whole Settings (its [verp] max_age_days counts) or its [dsn] table;
+    None, or enabled = false: no rows. Rows come in the order of the events, one per
+    original message and action, each listing the recipients it covers.
     """
     dsn = dsn_settings(settings) if settings is not None else None
     if dsn is None or not getattr(dsn, "enabled", False):
         return []
+    max_age = getattr(getattr(settings, "verp", None), "max_age_days", DEFAULT_MAX_AGE_DAYS)
     rows: dict[str, OutboxRow] = {}
+    covered: dict[str, set[str]] = {}  # dedupe key -> the addresses its report covers
     for event in events:
-        if refusal(event, dsn):
+        if refusal(event, dsn, max_age):
             continue
-        row = _row(event, now)
-        rows.setdefault(row.dedupe_key, row)
+        key = dedupe_key(event.action, event.original_message_id, event.bounce_message_id)
+        row = rows.get(key)
+        if row is None:
+            rows[key] = _row(event, key, now)
+            covered[key] = {event.address}
+        elif event.address not in covered[key]:
+            covered[key].add(event.address)
+            _add_recipient(row.payload, event)
     return list(rows.values())
 
 
-def refusal(event: EventRecord, dsn: DsnPlanSettings) -> str:
+def refusal(event: EventRecord, dsn: DsnPlanSettings,
+            max_age_days: int = DEFAULT_MAX_AGE_DAYS) -> str:
     """Why no report goes to this event's sender ("" when one does): the first rule refusing."""
     if event.kind not in ("bounce", "delay"):
         return f"a {event.kind or 'unknown'} message, not a bounce or delay"
@@ -127,16 +149,27 @@ def refusal(event: EventRecord, dsn: DsnPlanSettings) -> str:
         return f"the original was itself automatic ({event.original_automatic})"
     if event.list_id:
         return f"the original is list mail (List-Id {event.list_id})"
+    if getattr(dsn, "only_signed", True):
+        if event.signed not in verp.SENT_PROOFS:
+            return ("the original is not proven sent through us (only_signed): "
+                    f"{event.proof_note or 'unsigned'}")
+        too_old = verp.age_problem(event.signed_day, event.created_at, max_age_days)
+        if too_old:
+            return f"the original's signature no longer counts: {too_old}"
     if not (event.original_message_id or event.bounce_message_id):
         return "neither the original nor the bounce has a Message-ID to report once on"
     return ""
 
 
+@lru_cache(maxsize=1024)
 def sender_address(value: str) -> str:
-    """The bare address in a From value, domain lower-cased; "" when there is none."""
+    """The bare address in a From value, domain lower-cased; "" when there is none. Cached:
+    the events of one bounce share their original's From (parseaddr was most of the time
+    of planning for a 100,000-recipient bounce)."""
     address = parseaddr(value or "")[1].strip()
     local, at, domain = address.rpartition("@")
-    if not (local and at and domain) or any(c.isspace() or c in "<>" for c in address):
+    if not (local and at and domain) or len(address) > 254 or any(
+            c.isspace() or c in "<>" or not c.isprintable() for c in address):
         return ""
     return f"{local}@{domain.lower().rstrip('.')}"
 
@@ -152,12 +185,11 @@ def forbidden_sender(address: str) -> str:
     return ""
 
 
-def dedupe_key(action: str, original_message_id: str, bounce_message_id: str,
-               address: str) -> str:
-    """One report per original message, recipient and action; at most 255 characters."""
+def dedupe_key(action: str, original_message_id: str, bounce_message_id: str) -> str:
+    """One report per original message and action; at most 255 characters."""
     about = (f"{original_message_id.strip()}" if original_message_id.strip()
              else f"bounce:{bounce_message_id.strip()}")
-    key = f"{DSN}:{action}:{about}:{address.lower()}"
+    key = f"{DSN}:{action}:{about}"
     if len(key) <= _MAX_KEY:
         return key
     return f"{DSN}:{action}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
@@ -176,24 +208,15 @@ def next_allowed(sent_at: Sequence[datetime], limit: int, now: datetime,
     return recent[len(recent) - limit] + window
 
 
-def _row(event: EventRecord, now: datetime) -> OutboxRow:
+def _row(event: EventRecord, key: str, now: datetime) -> OutboxRow:
     sender = sender_address(event.original_from)
-    key = dedupe_key(event.action, event.original_message_id, event.bounce_message_id,
-                     event.address)
     payload = {
         "version": PAYLOAD_VERSION,
         "id": hashlib.sha256(key.encode()).hexdigest()[:32],  # the report's Message-ID
         "to": sender,
         "action": event.action,
-        "recipient": {
-            "address": event.address,
-            "status": event.status,
-            "smtp_code": event.smtp_code,
-            "diagnostic": event.diagnostic,
-            "remote_mta": event.remote_mta,
-            "reason": event.reason,
-            "permanent": event.permanent,
-        },
+        "recipients": [_recipient(event)],
+        "recipients_total": 1,
         "original": {
             "message_id": event.original_message_id,
             "from": event.original_from,
@@ -208,10 +231,31 @@ def _row(event: EventRecord, now: datetime) -> OutboxRow:
     return OutboxRow(DSN, EVENT_TYPES[event.action], sender, payload, key)
 
 
+def _recipient(event: EventRecord) -> dict[str, Any]:
+    return {
+        "address": event.address,
+        "status": event.status,
+        "smtp_code": event.smtp_code,
+        "diagnostic": event.diagnostic,
+        "remote_mta": event.remote_mta,
+        "reason": event.reason,
+        "permanent": event.permanent,
+    }
+
+
+def _add_recipient(payload: dict[str, Any], event: EventRecord) -> None:
+    """Another recipient of the same original in the same report: listed while there is
+    room (MAX_RECIPIENTS), counted always."""
+    payload["recipients_total"] += 1
+    if len(payload["recipients"]) < MAX_RECIPIENTS:
+        payload["recipients"].append(_recipient(event))
+
+
 __all__ = [
     "DSN",
     "EVENT_TYPES",
     "FORBIDDEN_SENDERS",
+    "MAX_RECIPIENTS",
     "PAYLOAD_VERSION",
     "dedupe_key",
     "dsn_settings",

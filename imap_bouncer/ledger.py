@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 import peewee
 from peewee import Database, PostgresqlDatabase, SqliteDatabase, fn
 
-from . import models, notifications, policy, review
+from . import models, notifications, policy, review, verp
 from .analysis.addresses import normalize_address
 from .models import AddressState, Event, Message, Storm, Transition
 from .notifications import NotificationSettings, OutboxRow
@@ -143,6 +143,9 @@ class EventRecord:
     original_subject: str = ""
     original_date: str = ""
     original_automatic: str = ""  # the original's header marking it automatic, or ""
+    signed: str = ""  # what signatures prove about this recipient (verp.VERP, ID, ...)
+    signed_day: int = 0  # the day it was signed (verp.day_of)
+    proof_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +232,9 @@ class EventView(_JsonView):
     list_id: str
     recipient_domain: str
     created_at: datetime
+    signed: str = ""
+    proof_note: str = ""
+    held: str = ""  # why require_signed kept it from changing the address's state
 
 
 @dataclass(frozen=True, slots=True)
@@ -668,7 +674,7 @@ class Ledger:
             changes["raw"] = item.raw
         Message.update(**changes, moved=False, moved_at=None).where(Message.id == pk).execute()
         if item.report is not None:
-            self._bulk_insert(Event, _event_rows(pk, item.report, now))
+            self._bulk_insert(Event, _event_rows(pk, item.report, now, self._verp))
 
     def _record(self, items: Sequence[MessageItem]) -> list[Recorded]:
         batch = self._look_up(items)
@@ -766,7 +772,7 @@ class Ledger:
                     ids[(mailbox, uidvalidity, uid)] = message_pk
         events = [event for item in items if item.report and item.report.recipients
                   for event in _event_rows(ids[(item.mailbox, item.uidvalidity, item.uid)],
-                                           item.report, now)]
+                                           item.report, now, self._verp)]
         self._bulk_insert(Event, events)
         if events:
             self._after_events(sorted(set(ids.values())), now)
@@ -828,7 +834,7 @@ class Ledger:
                    Event.original_message_id, Event.original_from, Event.sender_domain,
                    Event.list_id, Event.verp_recipient, Event.recipient_domain,
                    Event.created_at, Event.original_subject, Event.original_date,
-                   Event.original_automatic)
+                   Event.original_automatic, Event.signed, Event.signed_day, Event.proof_note)
         records: list[EventRecord] = []
         for chunk in _chunks(message_pks):
             query = (Event.select(*columns).join(Message)
@@ -837,7 +843,8 @@ class Ledger:
                 (pk, message_pk, mailbox, bounce_id, kind, address, action, status, smtp_code,
                  reason, permanent, diagnostic, remote_mta, original_message_id, original_from,
                  sender_domain, list_id, verp_recipient, recipient_domain, created_at,
-                 original_subject, original_date, original_automatic) = row
+                 original_subject, original_date, original_automatic, signed, signed_day,
+                 proof_note) = row
                 records.append(EventRecord(
                     id=pk, message_pk=message_pk, mailbox=mailbox, bounce_message_id=bounce_id,
                     kind=kind, address=address, action=action, status=status,
@@ -847,7 +854,8 @@ class Ledger:
                     sender_domain=sender_domain, list_id=list_id, verp_recipient=verp_recipient,
                     recipient_domain=recipient_domain, created_at=created_at,
                     original_subject=original_subject, original_date=original_date,
-                    original_automatic=original_automatic))
+                    original_automatic=original_automatic, signed=signed,
+                    signed_day=signed_day, proof_note=proof_note))
         return records
 
     def _apply_policy(self, events: list[EventRecord], now: datetime) -> list[StateChange]:
@@ -873,6 +881,9 @@ class Ledger:
         if not addressed:
             return []
         times = self._event_times(addressed, now)  # 1
+        addressed = self._gate(addressed, times)
+        if not addressed:
+            return []
         rows = self._lock_states(sorted({event.address for event in addressed}))  # 2
         states = {address: _send_state(row) for address, row in rows.items()}
         made: list[StateChange] = []
@@ -888,6 +899,38 @@ class Ledger:
         recorded = self._insert_transitions(made, actor="")
         self.batch_storms = self._detect_storms(addressed, times, now)  # 5
         return recorded
+
+    @property
+    def _verp(self) -> Any:
+        """The [verp] settings (signed VERP, require_signed), from the whole Settings handed
+        in as `notifications`; None when there are none."""
+        return getattr(self.notifications, "verp", None)
+
+    def _gate(self, events: list[EventRecord], times: dict[int, datetime]
+              ) -> list[EventRecord]:
+        """The events that may change their address's state: all of them, unless [verp]
+        require_signed, then only those a signature proves (verp.ADDRESS_PROOFS) within
+        max_age_days of when the bounce arrived. The others stay recorded, with why they
+        changed nothing in `Event.held` (shown by `explain`); the storms still count them."""
+        settings = self._verp
+        if settings is None or not settings.require_signed:
+            return events
+        passed, held = [], []
+        for event in events:
+            why = verp.hold_reason(event.signed, event.signed_day, event.proof_note,
+                                   times[event.message_pk], settings.max_age_days)
+            if why:
+                held.append((why, event.id))
+            else:
+                passed.append(event)
+        for chunk in _chunks(held):
+            reasons = {pk: why for why, pk in chunk}
+            (Event.update(held=peewee.Case(Event.id, list(reasons.items())))
+             .where(Event.id.in_(list(reasons))).execute())
+        if held:
+            log.warning("require_signed: %d event(s) not proven by a signature changed no "
+                        "address state (e.g. event %d: %s)", len(held), held[0][1], held[0][0])
+        return passed
 
     def _explanation(self, row: Message) -> Explanation:
         events = [_event_view(e) for e in
@@ -1067,7 +1110,7 @@ class Ledger:
         original message and recipient); `_plan_notifications` writes them."""
         from .dsn_planning import plan_dsn  # pure; [dsn] is read from the whole Settings
 
-        return plan_dsn(events, getattr(self.notifications, "dsn", None), now)
+        return plan_dsn(events, self.notifications, now)
 
     def _insert_outbox(self, rows: Sequence[OutboxRow], now: datetime) -> None:
         """Write outbox rows, pending and due at once; a taken dedupe_key is skipped."""
@@ -1308,7 +1351,8 @@ def _event_view(row: Any) -> EventView:
         remote_mta=row.remote_mta, evidence=row.evidence,
         original_message_id=row.original_message_id, original_from=row.original_from,
         sender_domain=row.sender_domain, list_id=row.list_id,
-        recipient_domain=row.recipient_domain, created_at=row.created_at)
+        recipient_domain=row.recipient_domain, created_at=row.created_at,
+        signed=row.signed, proof_note=row.proof_note, held=row.held)
 
 
 def _transition_view(row: Transition) -> TransitionView:
@@ -1327,10 +1371,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _event_rows(message_pk: int, report: Report, now: datetime) -> list[dict[str, Any]]:
+def _event_rows(message_pk: int, report: Report, now: datetime,
+                verp_settings: Any = None) -> list[dict[str, Any]]:
     original = report.original
     sender = parseaddr(original.from_)[1]
     sender_domain = sender.rpartition("@")[2].lower().rstrip(">") if "@" in sender else ""
+    key = verp_settings.key if verp_settings is not None else b""
+    pattern = verp_settings.address if verp_settings is not None else ""
+    old_keys = verp_settings.old_keys if verp_settings is not None else ()
+
+    def proof(address: str) -> verp.Proof:
+        if not key:  # nothing to check with: no note on every event of every install
+            return verp.Proof()
+        return verp.prove(address, envelope=original.signed_addresses,
+                          correlation=original.correlation_id, sender=sender,
+                          message_id=original.message_id, key=key, pattern=pattern,
+                          old_keys=old_keys)
+
+    proofs = [proof(recipient.address) for recipient in report.recipients]
     return [
         {
             "message": message_pk,
@@ -1354,8 +1412,11 @@ def _event_rows(message_pk: int, report: Report, now: datetime) -> list[dict[str
             "original_subject": original.subject,
             "original_date": original.date,
             "original_automatic": original.automatic,
+            "signed": found.kind,
+            "signed_day": found.day,
+            "proof_note": found.note,
         }
-        for recipient in report.recipients
+        for recipient, found in zip(report.recipients, proofs, strict=True)
     ]
 
 

@@ -162,6 +162,13 @@ class Event(BaseModel):
     original_subject = TextField(default="")
     original_date = TextField(default="")  # its Date header, as written
     original_automatic = TextField(default="")  # report.Original.automatic: never report on it
+    # What signatures prove about this recipient (verp.py): verp, id, id-message or "";
+    # the day signed; a line for `explain`; and, when require_signed kept this event from
+    # changing its address's state, why ("" when it did not).
+    signed = CharField(max_length=20, default="")
+    signed_day = IntegerField(default=0)
+    proof_note = TextField(default="")
+    held = TextField(default="")
 
     class Meta:
         table_name = "event"
@@ -493,11 +500,21 @@ def _m3_event_original(db: Database, migrator: SchemaMigrator) -> None:
     )
 
 
+def _m4_event_proof(db: Database, migrator: SchemaMigrator) -> None:
+    migrator.migrate(
+        migrator.add_column("event", "signed", CharField(max_length=20, default="")),
+        migrator.add_column("event", "signed_day", IntegerField(default=0)),
+        migrator.add_column("event", "proof_note", TextField(default="")),
+        migrator.add_column("event", "held", TextField(default="")),
+    )
+
+
 Migration = Callable[[Database, SchemaMigrator], None]
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "message and event tables", _m1_initial),
     (2, "address send state, transitions, storms, outbox", _m2_send_state),
     (3, "event: the original's subject, date and automatic mark", _m3_event_original),
+    (4, "event: what signatures prove, and why require_signed held it", _m4_event_proof),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -267,6 +267,7 @@ def event_data(event: EventRecord) -> dict[str, Any]:
         "recorded_at": iso(event.created_at),
         "mailbox": event.mailbox,
         "bounce_message_id": event.bounce_message_id,
+        "signed": event.signed,
         "original": {
             "message_id": event.original_message_id,
             "from": event.original_from,

@@ -144,8 +144,13 @@ class Original:
     # The original's own header that marks it as automatic (e.g. "Auto-Submitted:
     # auto-generated", "Precedence: bulk"), "" when none does: nothing is ever sent about it.
     automatic: str = ""
+    # Where a signed VERP address may stand, (header, address): the bounce's envelope headers
+    # and To, the original's Return-Path; and the original's X-Imap-Bouncer-Id. Gathered by
+    # the analysis, checked against the secret by verp.prove when events are recorded.
+    signed_addresses: list[tuple[str, str]] = field(default_factory=list)
+    correlation_id: str = ""
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "message_id": self.message_id,
             "from": self.from_,
@@ -156,6 +161,8 @@ class Original:
             "verp_recipient": self.verp_recipient,
             "envelope_recipient": self.envelope_recipient,
             "automatic": self.automatic,
+            "signed_addresses": [list(pair) for pair in self.signed_addresses],
+            "correlation_id": self.correlation_id,
         }
 
 

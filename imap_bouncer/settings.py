@@ -54,6 +54,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from . import verp
+
 ENV_PREFIX = "IMAP_BOUNCER_"
 CONFIG_ENV = "IMAP_BOUNCER_CONFIG"
 LOCAL_PATH = Path("settings.toml")
@@ -596,7 +598,10 @@ class DsnSettings(_Model):
     from_address: str = ""
     reporting_mta: str = ""
     delays: bool = True
+    only_signed: bool = True
     rate_limit_per_hour: int = Field(10, ge=0, le=100000)
+    rate_limit_per_domain_per_hour: int = Field(100, ge=0, le=1000000)
+    rate_limit_global_per_hour: int = Field(500, ge=0, le=10000000)
     smtp: SmtpSettings = SmtpSettings()
 
     @field_validator("sender_domains")
@@ -635,6 +640,79 @@ class DsnSettings(_Model):
     def mta_name(self) -> str:
         """The Reporting-MTA name: reporting_mta, else the domain of from_address."""
         return self.reporting_mta or parseaddr(self.from_address)[1].rpartition("@")[2]
+
+
+class VerpSettings(_Model):
+    """Signed VERP and the signed correlation header ([verp]; verp.py has the format)."""
+
+    secret_file: Path | None = None  # before secret: its validator reads the file
+    secret: SecretStr | None = Field(None, validate_default=True)
+    previous_secret_file: Path | None = None
+    previous_secret: SecretStr | None = Field(None, validate_default=True)
+    address: str = ""
+    require_signed: bool = False
+    max_age_days: int = Field(60, ge=1, le=3650)
+
+    @field_validator("secret_file", "previous_secret_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("secret_file", "previous_secret_file")
+    @classmethod
+    def _check_file(cls, value: Path | None) -> Path | None:
+        return _readable_file(value)
+
+    @field_validator("secret", "previous_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        file_key = f"{info.field_name}_file"
+        path = info.data.get(file_key)
+        if value is not None and path is not None:
+            raise ValueError(f"set {info.field_name} or {file_key}, not both")
+        if path is not None:
+            value = SecretStr(_read_secret(path, file_key))
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < verp.MIN_SECRET:
+            raise ValueError(f"must be at least {verp.MIN_SECRET} characters (a short one "
+                             "can be guessed from one signed address), e.g. from: python3 -c "
+                             "'import secrets; print(secrets.token_urlsafe(32))'")
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        if value:
+            try:
+                verp.check_pattern(value)
+            except verp.VerpError as err:
+                raise ValueError(str(err)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_together(self) -> VerpSettings:
+        if self.require_signed and self.secret is None:
+            raise _Problem("secret", "required when require_signed = true (or secret_file)")
+        if self.address and self.secret is None:
+            raise _Problem("secret", "required with address (or secret_file): the key the "
+                           "VERP addresses are signed with")
+        if self.previous_secret is not None and self.secret is None:
+            raise _Problem("secret", "required with previous_secret (the new one signs; the "
+                           "previous one is only still accepted)")
+        return self
+
+    @property
+    def key(self) -> bytes:
+        """The HMAC key: the secret's UTF-8 bytes; b"" when there is none."""
+        return self.secret.get_secret_value().encode("utf-8") if self.secret else b""
+
+    @property
+    def old_keys(self) -> tuple[bytes, ...]:
+        """Keys still accepted (never signed with) while the secret is replaced."""
+        if self.previous_secret is None:
+            return ()
+        return (self.previous_secret.get_secret_value().encode("utf-8"),)
 
 
 class IngestSettings(_Model):
@@ -683,6 +761,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     webhooks: tuple[WebhookSettings, ...] = ()
     dsn: DsnSettings = DsnSettings()
+    verp: VerpSettings = VerpSettings()
     ingest: IngestSettings = IngestSettings()
     logging: LoggingSettings = LoggingSettings()
 
@@ -734,6 +813,13 @@ class Settings(BaseSettings):
             # never be taken for (or relocate) messages of an IMAP mailbox.
             raise _Problem("ingest.mailbox", f"{self.ingest.mailbox!r} is the name of an IMAP "
                            "mailbox; piped-in messages need a name of their own")
+        if self.dsn.enabled and self.dsn.only_signed and self.verp.secret is None:
+            # Without a key nothing proves that an "original" was ever sent through us: a
+            # forged bounce would make us mail anyone in sender_domains (backscatter).
+            raise _Problem("dsn.only_signed", "needs [verp] secret (or secret_file): reports "
+                           "go only about mail proven ours by a signed VERP address or "
+                           "X-Imap-Bouncer-Id; only_signed = false sends them about any "
+                           "bounce (see docs/security.md)")
         return self
 
     @field_validator("webhooks")
@@ -748,6 +834,13 @@ class Settings(BaseSettings):
                                "each endpoint needs its own")
             seen[webhook.url] = index
         return webhooks
+
+    @property
+    def verp_patterns(self) -> tuple[str, ...]:
+        """The VERP patterns analysis decodes recipients with: [analysis] verp_patterns and
+        the signed [verp] address (its {token} matched, not checked: the ledger checks)."""
+        signed = (self.verp.address,) if self.verp.address else ()
+        return (*self.analysis.verp_patterns, *signed)
 
     @property
     def config_file(self) -> Path | None:

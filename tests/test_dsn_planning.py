@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from imap_bouncer import verp
 from imap_bouncer.dsn_planning import (
+    MAX_RECIPIENTS,
     dedupe_key,
     forbidden_sender,
     next_allowed,
@@ -32,7 +34,9 @@ def event(**changes) -> EventRecord:
         original_from="Anna Example <anna@example.org>", sender_domain="example.org",
         list_id="", verp_recipient="", recipient_domain="example.net",
         created_at=NOW - timedelta(minutes=5), original_subject="Your quote",
-        original_date="Sat, 21 Nov 2026 10:00:00 +0000", original_automatic="")
+        original_date="Sat, 21 Nov 2026 10:00:00 +0000", original_automatic="",
+        signed="verp", signed_day=verp.day_of(NOW) - 1, proof_note="signed VERP address in "
+        "Delivered-To")
     return replace(base, **changes)
 
 
@@ -52,6 +56,10 @@ RULES = [
     ("no sender domains configured", {}, {"sender_domains": ()}, "not one of"),
     ("an empty sender", {"original_from": ""}, {}, "no sender address"),
     ("a null sender", {"original_from": "<>"}, {}, "no sender address"),
+    ("a sender with a control character", {"original_from": "an\x1bna@example.org"}, {},
+     "no sender address"),
+    ("a 300-character sender", {"original_from": "a" * 290 + "@example.org"}, {},
+     "no sender address"),
     ("MAILER-DAEMON", {"original_from": "MAILER-DAEMON@example.org"}, {}, "mailer-daemon"),
     ("postmaster", {"original_from": "Postmaster <postmaster@example.org>"}, {}, "postmaster"),
     ("no-reply", {"original_from": "Shop <no-reply@example.org>"}, {}, "no-reply"),
@@ -71,6 +79,16 @@ RULES = [
     ("no Message-ID anywhere", {"original_message_id": "", "bounce_message_id": ""}, {},
      "Message-ID"),
     ("only the bounce's Message-ID", {"original_message_id": ""}, {}, ""),
+    # Only about mail we sent (only_signed, the default): a forged bounce plans nothing.
+    ("an unsigned bounce", {"signed": "", "proof_note": "unsigned: no X-Imap-Bouncer-Id"}, {},
+     "not proven sent through us (only_signed): unsigned: no X-Imap-Bouncer-Id"),
+    ("an unsigned bounce, only_signed off", {"signed": ""}, {"only_signed": False}, ""),
+    ("an id proving the message only", {"signed": "id-message"}, {}, ""),
+    ("an id proving the recipient", {"signed": "id"}, {}, ""),
+    ("a signature older than max_age_days", {"signed_day": verp.day_of(NOW) - 61}, {},
+     "no longer counts"),
+    ("a signature from the future", {"signed_day": verp.day_of(NOW) + 5}, {},
+     "in the future"),
 ]
 
 
@@ -89,11 +107,13 @@ def test_rules(what: str, changes: dict, settings: dict, refused: str) -> None:
 def test_row_carries_everything_the_report_needs() -> None:
     [row] = plan_dsn([event()], DSN, NOW)
     assert (row.channel, row.event_type, row.target) == ("dsn", "dsn.failed", "anna@example.org")
-    assert row.dedupe_key == "dsn:failed:<orig.1@mail.example.org>:jo@example.net"
+    assert row.dedupe_key == "dsn:failed:<orig.1@mail.example.org>"
     payload = row.payload
     assert payload["to"] == "anna@example.org" and payload["action"] == "failed"
-    assert payload["recipient"]["status"] == "5.1.1"
-    assert payload["recipient"]["diagnostic"] == "550 5.1.1 <jo@example.net>: User unknown"
+    [recipient] = payload["recipients"]
+    assert payload["recipients_total"] == 1
+    assert recipient["status"] == "5.1.1"
+    assert recipient["diagnostic"] == "550 5.1.1 <jo@example.net>: User unknown"
     assert payload["original"]["subject"] == "Your quote"
     assert payload["reported_at"] == "2026-11-21T11:55:00Z"
     assert len(payload["id"]) == 32
@@ -106,28 +126,39 @@ def test_disabled_or_unconfigured_plans_nothing() -> None:
 
 
 def test_whole_settings_are_accepted() -> None:
-    settings = Settings(dsn=DSN)
+    settings = Settings(dsn=DSN, verp={"secret": "0123456789abcdef0123", "max_age_days": 3})
     assert len(plan_dsn([event()], settings, NOW)) == 1
+    # [verp] max_age_days counts when the whole Settings are given.
+    assert plan_dsn([event(signed_day=verp.day_of(NOW) - 5)], settings, NOW) == []
 
 
-def test_once_per_original_recipient_and_action() -> None:
+def test_once_per_original_and_action_covering_its_recipients() -> None:
     same = [event(id=1), event(id=2, bounce_message_id="<another.bounce@mx>"),
-            event(id=3, address="JO@example.net")]
-    assert len(plan_dsn(same, DSN, NOW)) == 1
+            event(id=3, address="kim@example.net")]
+    [row] = plan_dsn(same, DSN, NOW)
+    assert [r["address"] for r in row.payload["recipients"]] == ["jo@example.net",
+                                                                   "kim@example.net"]
+    assert row.payload["recipients_total"] == 2
     other = [event(), event(address="kim@example.net"),
              event(original_message_id="<orig.2@mail.example.org>"),
              event(kind="delay", action="delayed"), event(kind="delay", action="delayed", id=9)]
     rows = plan_dsn(other, DSN, NOW)
-    assert [row.event_type for row in rows] == ["dsn.failed"] * 3 + ["dsn.delayed"]
+    assert [row.event_type for row in rows] == ["dsn.failed"] * 2 + ["dsn.delayed"]
+
+
+def test_a_thousand_recipients_of_one_original_are_one_report() -> None:
+    many = [event(id=n, address=f"user{n}@example.net") for n in range(1000)]
+    [row] = plan_dsn(many, DSN, NOW)
+    assert row.payload["recipients_total"] == 1000
+    assert len(row.payload["recipients"]) == MAX_RECIPIENTS
 
 
 def test_dedupe_keys_fit_the_column() -> None:
     long_id = "<" + "x" * 400 + "@example.org>"
-    key = dedupe_key("failed", long_id, "", "jo@example.net")
+    key = dedupe_key("failed", long_id, "")
     assert len(key) <= 255 and key.startswith("dsn:failed:sha256:")
-    assert key == dedupe_key("failed", long_id, "<other bounce>", "JO@example.net")
-    assert dedupe_key("failed", "", "<b@x>", "jo@example.net") == (
-        "dsn:failed:bounce:<b@x>:jo@example.net")
+    assert key == dedupe_key("failed", long_id, "<other bounce>")
+    assert dedupe_key("failed", "", "<b@x>") == "dsn:failed:bounce:<b@x>"
 
 
 @pytest.mark.parametrize(("address", "kind"), [
@@ -183,7 +214,8 @@ def test_dsn_settings_defaults_and_ports(tmp_path) -> None:
     for security, port in (("starttls", 587), ("tls", 465), ("none", 25)):
         assert load(tmp_path, f'[dsn.smtp]\nsecurity = "{security}"\n').dsn.smtp.port == port
     settings = load(tmp_path, '[dsn]\nenabled = true\nsender_domains = ["Example.ORG."]\n'
-                              'from_address = "Reports <postmaster@example.org>"\n')
+                              'from_address = "Reports <postmaster@example.org>"\n'
+                              '[verp]\nsecret = "0123456789abcdef0123"\n')
     assert settings.dsn.sender_domains == ("example.org",)
     assert settings.dsn.mta_name == "example.org"
 
@@ -194,6 +226,10 @@ def test_dsn_settings_defaults_and_ports(tmp_path) -> None:
     ("[dsn]\nfrom_address = 'not an address'\n", "dsn.from_address"),
     ("[dsn]\nsender_domains = ['a@b']\n", "dsn.sender_domains[0]"),
     ("[dsn]\nrate_limit_per_hour = -1\n", "dsn.rate_limit_per_hour"),
+    ("[dsn]\nrate_limit_per_domain_per_hour = -1\n", "dsn.rate_limit_per_domain_per_hour"),
+    ("[dsn]\nrate_limit_global_per_hour = 'many'\n", "dsn.rate_limit_global_per_hour"),
+    ("[dsn]\nenabled = true\nsender_domains = ['example.org']\nfrom_address = 'p@example.org'\n",
+     "dsn.only_signed"),
     ("[dsn.smtp]\nhost = 'smtp://x'\n", "dsn.smtp.host"),
     ("[dsn.smtp]\nhost = 'smtp.example.org'\nusername = 'u'\npassword = 'p'\n",
      "dsn.smtp.security"),

@@ -20,7 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from imap_bouncer import models
+from imap_bouncer import models, verp
 from imap_bouncer.analysis import analyze
 from imap_bouncer.handlers import senders
 from imap_bouncer.handlers.dsn import (
@@ -36,6 +36,14 @@ from imap_bouncer.settings import Settings
 SENDER = "anna@example.org"
 RECIPIENT = "jo@example.net"
 DIAGNOSTIC = "550 5.1.1 <jo@example.net>: Recipient address rejected: User unknown"
+VERP_SECRET = "test secret, 20+ characters"
+VERP_ADDRESS = "bounces+{token}-{local}={domain}@example.org"
+
+
+def signed_verp(recipient: str) -> str:
+    """The envelope sender our sending side used for mail to `recipient` (signed today)."""
+    return verp.sign(recipient, VERP_SECRET.encode(), VERP_ADDRESS,
+                     verp.day_of(datetime.now().astimezone()))
 
 
 # -- a real SMTP server -------------------------------------------------------------------------
@@ -95,7 +103,7 @@ def settings_for(port: int, **dsn: Any) -> Settings:
     values = {"enabled": True, "sender_domains": ["example.org"],
               "from_address": "Mail Delivery System <postmaster@example.org>",
               "reporting_mta": "bounces.example.org", "smtp": smtp, **dsn}
-    return Settings(dsn=values)
+    return Settings(dsn=values, verp={"secret": VERP_SECRET, "address": VERP_ADDRESS})
 
 
 @pytest.fixture
@@ -125,11 +133,14 @@ def original_headers(sender: str = f"Anna Example <{SENDER}>", *extra: str,
 
 def bounce(original: str, *, bounce_id: str = "<bounce.1@mx.example.net>",
            recipient: str = RECIPIENT, diagnostic: str = DIAGNOSTIC,
-           status: str = "5.1.1", action: str = "failed") -> bytes:
-    """An RFC 3464 bounce from a remote MTA, with the original's headers attached."""
+           status: str = "5.1.1", action: str = "failed", signed: bool = True) -> bytes:
+    """An RFC 3464 bounce from a remote MTA, with the original's headers attached; sent to
+    the signed VERP address of `recipient` (`signed`), else to the plain bounce address."""
+    to = signed_verp(recipient) if signed else "bounces@example.org"
     return (
+        f"Delivered-To: {to}\r\n"
         "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n"
-        "To: bounces@example.org\r\n"
+        f"To: {to}\r\n"
         "Subject: Undelivered Mail Returned to Sender\r\n"
         "Date: Sat, 21 Nov 2026 10:01:00 +0000\r\n"
         f"Message-ID: {bounce_id}\r\n"
@@ -244,20 +255,23 @@ def test_the_same_bounce_twice_makes_one_report(smtp, ledger_factory) -> None:
     assert len(dsn_rows(ledger)) == 1
 
 
-def test_each_recipient_and_message_gets_its_own_report(smtp, ledger_factory) -> None:
+def test_each_message_gets_one_report_covering_its_recipients(smtp, ledger_factory) -> None:
     recorder, port = smtp
     settings = settings_for(port)
     ledger = ledger_factory(settings)
-    Mailbox(ledger).record(
+    mailbox = Mailbox(ledger)
+    mailbox.record(
         bounce(original_headers()),
         bounce(original_headers(), recipient="kim@example.net", bounce_id="<b2@mx>"),
         bounce(original_headers(message_id="<orig.2@mail.example.org>"), bounce_id="<b3@mx>"))
+    # A later bounce about the same message and action: no second report.
+    mailbox.record(bounce(original_headers(), recipient="lee@example.net", bounce_id="<b4@mx>"))
     deliver(ledger, settings)
-    reported = sorted((analyze(got.content).recipients[0].address,
-                       analyze(got.content).original.message_id) for got in recorder.received)
-    assert reported == [("jo@example.net", "<orig.1@mail.example.org>"),
-                        ("jo@example.net", "<orig.2@mail.example.org>"),
-                        ("kim@example.net", "<orig.1@mail.example.org>")]
+    reported = sorted((analyze(got.content).original.message_id,
+                       tuple(sorted(r.address for r in analyze(got.content).recipients)))
+                      for got in recorder.received)
+    assert reported == [("<orig.1@mail.example.org>", ("jo@example.net", "kim@example.net")),
+                        ("<orig.2@mail.example.org>", ("jo@example.net",))]
 
 
 # -- never a loop, never to a machine ------------------------------------------------------------
@@ -372,6 +386,28 @@ def test_rate_limit_per_sender_defers_the_excess(smtp, ledger_factory) -> None:
     assert len(recorder.received) == 4
 
 
+@pytest.mark.parametrize(("limits", "name"), [
+    ({"rate_limit_per_domain_per_hour": 2}, "rate_limit_per_domain_per_hour"),
+    ({"rate_limit_global_per_hour": 2}, "rate_limit_global_per_hour"),
+])
+def test_new_local_parts_do_not_defeat_the_domain_and_global_limits(
+        smtp, ledger_factory, limits: dict[str, int], name: str) -> None:
+    """A forger inventing senders (anna1@, anna2@, ...) meets the per-domain limit, and
+    everything together the global one; what is over waits, nothing is dropped."""
+    recorder, port = smtp
+    settings = settings_for(port, **limits)
+    ledger = ledger_factory(settings)
+    Mailbox(ledger).record(*[
+        bounce(original_headers(f"anna{n}@example.org",
+                                message_id=f"<orig.{n}@mail.example.org>"),
+               bounce_id=f"<b{n}@mx>") for n in range(3)])
+    report = deliver(ledger, settings)
+    assert (report.delivered, report.retrying, report.failed) == (2, 1, 0)
+    assert len(recorder.received) == 2
+    [waiting] = [row for row in dsn_rows(ledger) if row.status == "pending"]
+    assert name in waiting.last_error and waiting.attempts == 0
+
+
 # -- SMTP failures ------------------------------------------------------------------------------
 
 
@@ -484,3 +520,28 @@ def test_starttls_and_login(certificate: tuple[Path, Path], tmp_path: Path) -> N
 def test_the_password_never_shows(tmp_path: Path) -> None:
     settings = settings_for(25, smtp={"username": "reports", "password": "s3cret pass"})
     assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.dsn)
+
+
+def test_a_report_to_an_internationalised_sender_with_a_name_is_built() -> None:
+    """formataddr refuses a non-ASCII address: such a sender gets the report, without the
+    display name, instead of an exception in the outbox."""
+    from imap_bouncer.handlers.dsn import build_dsn
+
+    report = build_dsn({**payload(), "to": "änna@example.org",
+                        "original": {"from": "Änna <änna@example.org>"}},
+                       settings_for(25).dsn, datetime(2026, 11, 21, 10, 0).astimezone())
+    assert report["To"] == "änna@example.org"
+    assert b"\xc3\xa4nna@example.org" in report.as_bytes()
+
+
+def test_long_remote_words_are_folded_within_the_line_limit() -> None:
+    from imap_bouncer.handlers.dsn import build_dsn
+
+    long = {**payload()["recipient"], "diagnostic": "550 " + "x" * 400 + " end"}
+    raw = build_dsn({**payload(), "recipient": long}, settings_for(25).dsn,
+                    datetime(2026, 11, 21, 10, 0).astimezone()).as_bytes()
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78
+    back = message_from_bytes(raw)
+    [status] = [p for p in back.walk() if p.get_content_type() == "message/delivery-status"]
+    [_, fields] = status.get_payload()
+    assert "".join(fields["Diagnostic-Code"].split()).endswith("x" * 10 + "end")

@@ -506,7 +506,8 @@ def test_a_report_naming_no_recipient_is_recorded_and_changes_no_state(test_db) 
     address gets no row, while one that does not gets the event."""
     settings = Settings(
         dsn={"enabled": True, "sender_domains": ["example.org"],
-             "from_address": "Mail Delivery System <postmaster@example.org>"},
+             "from_address": "Mail Delivery System <postmaster@example.org>",
+             "only_signed": False},
         webhooks=[{"url": url, "events": ["event.recorded"], "secret": SECRET}
                   for url in ("https://hooks.example.net/all",
                               "https://hooks.example.net/by/{address}")])

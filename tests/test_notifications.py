@@ -241,7 +241,8 @@ def test_event_and_storm_payloads() -> None:
     recorded = rows[EVENT_RECORDED]["data"]
     assert set(recorded) == {"id", "kind", "address", "action", "status", "smtp_code",
                              "reason", "permanent", "diagnostic", "remote_mta", "recorded_at",
-                             "mailbox", "bounce_message_id", "original"}
+                             "mailbox", "bounce_message_id", "signed", "original"}
+    assert recorded["signed"] == ""  # nothing signed it (docs/security.md)
     assert recorded["permanent"] is True and recorded["recorded_at"] == "2026-11-21T10:30:05Z"
     assert rows[STORM_DETECTED]["data"] == {
         "domain": "example.net", "started_at": "2026-11-21T10:30:05Z",

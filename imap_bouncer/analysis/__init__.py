@@ -215,7 +215,7 @@ def _original(message: Part, findings: Findings | None, options: Options) -> Ori
         if envelope:
             break
     original = Original(
-        message_id=values.get("message-id", "").strip(),
+        message_id=values.get("message-id", "").strip()[:_MAX_PROOF_TEXT],
         from_=decode_words(values.get("from", "")).strip(),
         to=decode_words(values.get("to", "")).strip(),
         subject=decode_words(values.get("subject", "")).strip(),
@@ -223,11 +223,36 @@ def _original(message: Part, findings: Findings | None, options: Options) -> Ori
         list_id=decode_words(values.get("list-id", "")).strip(),
         envelope_recipient=envelope,
         automatic=_automatic(values),
+        signed_addresses=_signed_addresses(message, values),
+        correlation_id=" ".join(values.get("x-imap-bouncer-id", "").split())[:_MAX_PROOF_TEXT],
     )
     if options.verp_patterns:
         candidates = [envelope, normalize_address(message.get("to"))]
         original.verp_recipient = decode_verp(candidates, options.verp_patterns)
     return original
+
+
+def _signed_addresses(message: Part, values: dict[str, str]) -> list[tuple[str, str]]:
+    """Where a signed VERP address may stand, as (header, address): the bounce's envelope
+    headers and To, then the original's Return-Path (a complaint's original was delivered).
+    Only gathered here; verp.prove checks them. A few, each short: it is hostile input."""
+    found: list[tuple[str, str]] = []
+    for name in (*ENVELOPE_HEADERS, "to"):
+        for value in message.get_all(name)[:_MAX_SIGNED_EACH]:
+            address = normalize_address(value)
+            if address and len(address) <= _MAX_PROOF_TEXT:
+                found.append((_HEADER_NAMES.get(name, name), address))
+    return_path = normalize_address(values.get("return-path", ""))
+    if return_path and len(return_path) <= _MAX_PROOF_TEXT:
+        found.append(("the original's Return-Path", return_path))
+    return list(dict.fromkeys(found))[:_MAX_SIGNED]
+
+
+_HEADER_NAMES = {"delivered-to": "Delivered-To", "x-original-to": "X-Original-To",
+                 "envelope-to": "Envelope-To", "x-envelope-to": "X-Envelope-To", "to": "To"}
+_MAX_SIGNED_EACH = 4  # values of one header looked at
+_MAX_SIGNED = 12  # candidates in all
+_MAX_PROOF_TEXT = 600  # characters of an address, a Message-ID or an X-Imap-Bouncer-Id
 
 
 def _automatic(values: dict[str, str]) -> str:
@@ -257,6 +282,8 @@ def verp_regex(pattern: str) -> re.Pattern[str]:
     escaped = re.escape(pattern.lower())
     escaped = escaped.replace(r"\{local\}", r"(?P<local>.+?)").replace(
         r"\{domain\}", r"(?P<domain>[^@=+]+\.[^@=+]+|[^@=+]+)")
+    # A signed pattern's token ([verp] address): its shape only, the ledger checks it.
+    escaped = escaped.replace(r"\{token\}", r"[0-9a-z]{21}")
     return re.compile(escaped, re.I)
 
 
