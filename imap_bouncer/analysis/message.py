@@ -12,8 +12,9 @@ from __future__ import annotations
 import binascii
 import codecs
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from . import lazy_re as re
@@ -246,15 +247,15 @@ class lazy:
     """`functools.cached_property` without the lock Python 3.11 takes on every first access,
     which made it the reader's largest cost; a Part belongs to one thread."""
 
-    def __init__(self, func) -> None:
+    def __init__(self, func: Callable[[Any], Any]) -> None:
         self.func = func
         self.name = func.__name__
         self.__doc__ = func.__doc__
 
-    def __set_name__(self, owner, name: str) -> None:
+    def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, instance, owner=None):
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
         value = instance.__dict__[self.name] = self.func(instance)

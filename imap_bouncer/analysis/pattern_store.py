@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 
 try:  # the engine's own entry points: private, so every use below has a fallback
     import _sre
-    from re import _compiler, _parser  # type: ignore[attr-defined]  # private: see above
+    from re import _compiler, _parser  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - another Python implementation
-    _sre = None  # type: ignore[assignment]
+    _sre = None  # type: ignore[assignment,unused-ignore]
 
 _FORMAT = 1
 _MAGIC = b"IBps"  # the file's first bytes; then a CRC-32 of the rest, then the marshal data
@@ -89,9 +89,9 @@ def fact(kind: str, pattern: str, compute: Callable[[], T]) -> T:
     key = (kind, pattern, "fact")
     _used.add(key)
     if key in entries:
-        return entries[key]  # type: ignore[return-value]
+        return entries[key]  # type: ignore[no-any-return,unused-ignore]
     value = compute()
-    entries[key] = value  # type: ignore[assignment]
+    entries[key] = value
     _added += 1
     if _added == 1:
         atexit.register(save)
