@@ -53,6 +53,17 @@ class LedgerError(Exception):
     """The database could not be read or written; `__cause__` holds the driver's error."""
 
 
+def is_database_fault(err: BaseException) -> bool:
+    """Whether an error recording messages is the database's own (unreachable, locked, gone
+    away: worth retrying later as it is) rather than one message's (a value the database
+    refuses, or a bug any exception but a LedgerError is: retrying the same cannot help)."""
+    if not isinstance(err, LedgerError):
+        return False
+    cause = err.__cause__
+    return cause is None or isinstance(cause, peewee.OperationalError | peewee.InterfaceError
+                                       | peewee.InternalError)
+
+
 @dataclass(frozen=True, slots=True)
 class MessageItem:
     """One message to record: where it is, its bytes, and what the analysis said.
@@ -359,6 +370,15 @@ class Ledger:
                                  & Message.uid.in_(chunk))
                           .execute())
         return count
+
+    def find_unmoved(self, mailbox: str, uidvalidity: int) -> list[int]:
+        """The UIDs of this mailbox's rows still waiting for their move, ascending."""
+        with self._errors("look up messages not yet moved"):
+            query = (Message.select(Message.uid)
+                     .where((Message.mailbox == mailbox) & (Message.uidvalidity == uidvalidity)
+                            & (Message.moved == False))  # noqa: E712 - SQL, not Python
+                     .order_by(Message.uid).tuples())
+            return [uid for (uid,) in query]
 
     def mark_moved_ids(self, ids: Iterable[int], at: datetime | None = None) -> int:
         """Note that these rows' messages now sit in their target folder, by row id: for

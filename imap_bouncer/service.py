@@ -28,14 +28,14 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import analysis, review
 from .handlers.outbox import OutboxJob
-from .ledger import Ledger, LedgerError, MessageItem, Recorded, ReviewItem
+from .ledger import Ledger, LedgerError, MessageItem, Recorded, ReviewItem, is_database_fault
 from .mailbox import ConnectError, DisconnectedError, FetchedMessage, Mailbox, MailboxError
 from .report import Kind, Report, shown_address
 from .settings import ImapSettings, SettingsError
@@ -146,6 +146,8 @@ class _Moves:
                 if self.ledger is not None:
                     self.ledger.mark_moved(self.name, self.uidvalidity, uids)
             except (MailboxError, LedgerError):
+                # Moved but not noted (or a MOVE whose answer was lost): the service's next
+                # pass notes what left the source folder (MailboxService._note_moves).
                 if not quiet:
                     raise
 
@@ -233,6 +235,10 @@ class MailboxService:
         self.mailbox_factory = mailbox_factory
         self.name = settings.name
         self.analysis = analysis_pool or AnalysisPool(0, self.options)
+        # Whether the moved flags of this mailbox's rows may be stale: at the first pass of a
+        # process (the last one may have been killed between a MOVE and its note) and after
+        # a pass that failed (the database may have refused the note of a MOVE done).
+        self._flags_unsure = True
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -279,6 +285,8 @@ class MailboxService:
             if self.ledger is not None:
                 self.review(mailbox, summary, stop)  # before the source folder: IDLE waits there
         uidvalidity = mailbox.select(self.settings.source_folder)
+        if not options.dry_run and self.ledger is not None and self._flags_unsure:
+            self._note_moves(mailbox, uidvalidity)
         uids = mailbox.search_uids(unseen=not options.include_seen, since=options.since)
         if options.limit is not None:
             uids = uids[:options.limit]
@@ -299,6 +307,8 @@ class MailboxService:
             analyzing: deque[_Analyzing] = deque()
             upcoming = imap.submit(self._fetch, mailbox, uidvalidity, batches[0],
                                    options.dry_run) if batches else None
+            unsure_before = self._flags_unsure
+            self._flags_unsure = unsure_before or not options.dry_run  # till the pass ends well
             try:
                 for index, batch in enumerate(batches):
                     recorded, fetched = upcoming.result()
@@ -330,6 +340,7 @@ class MailboxService:
                         break
                 moves.flush()
                 moves.settle(block=True)
+                self._flags_unsure = unsure_before and options.dry_run
             finally:
                 if upcoming is not None:
                     upcoming.cancel()
@@ -341,6 +352,23 @@ class MailboxService:
                      summary.seconds, ", ".join(f"{n} {k}" for k, n in
                                                 sorted(summary.by_folder.items())))
         return summary
+
+    def _note_moves(self, mailbox: Mailbox, uidvalidity: int) -> None:
+        """Note as moved the rows still waiting for their move whose messages have left the
+        source folder: moved by a pass that was killed, or whose database refused the note,
+        after the MOVE. (Those still in the folder are found and moved by the pass.)"""
+        assert self.ledger is not None
+        waiting = self.ledger.find_unmoved(self.name, uidvalidity)
+        if not waiting:
+            self._flags_unsure = False
+            return
+        present = set(mailbox.search_uids(unseen=False))
+        gone = [uid for uid in waiting if uid not in present]
+        if gone:
+            self.ledger.mark_moved(self.name, uidvalidity, gone)
+            log.info("%s: %d message(s) had been moved without the move being noted (a pass "
+                     "cut short): noted now", self.name, len(gone))
+        self._flags_unsure = False
 
     def _fetch(self, mailbox: Mailbox, uidvalidity: int, uids: list[int],
                dry_run: bool) -> tuple[dict[int, Recorded], list[FetchedMessage]]:
@@ -383,8 +411,56 @@ class MailboxService:
             items.append(self._item(message, uidvalidity, batch.digests, outcome,
                                     outcome.report))
         if not dry_run and self.ledger is not None:
-            self.ledger.record_batch(items)  # one transaction; raises before anything moves
+            self._record(items, {o.uid: o for o in outcomes if not o.only_moved})
         return sorted(outcomes, key=lambda o: o.uid)
+
+    def _record(self, items: list[MessageItem], outcomes: dict[int, Outcome]) -> None:
+        """Record a batch in one transaction; raises before anything moves.
+
+        Should the batch fail for anything but the database itself (a message the recording
+        cannot take: a bug, a value the database refuses), its messages are recorded one by
+        one, and one that still fails is recorded without its analysis and filed in Error
+        with the error (a shunt, like Mailman's): the others flow instead of the whole pass
+        failing on it forever. A fault of the database still aborts the pass."""
+        assert self.ledger is not None
+        try:
+            self.ledger.record_batch(items)
+            return
+        except Exception as err:
+            if is_database_fault(err):
+                raise
+            log.warning("%s: a batch of %d message(s) could not be recorded at once (%s): "
+                        "recording them one by one", self.name, len(items), _short(err))
+        for item in items:
+            try:
+                self.ledger.record_batch([item])
+            except Exception as err:
+                if is_database_fault(err):
+                    raise
+                self._shunt(item, err, outcomes.get(item.uid))
+
+    def _shunt(self, item: MessageItem, err: Exception, outcome: Outcome | None) -> None:
+        """Record a message that cannot be recorded with its analysis: the row alone (no
+        events, no state changes), bound for Error, its error kept in the row."""
+        assert self.ledger is not None
+        error = f"recording failed ({_short(err)}): filed without its analysis"
+        folder = self.settings.folders.error
+        try:
+            self.ledger.record_batch([replace(
+                item, target_folder=folder, report=None, errors=(error,),
+                message_id=_printable(item.message_id))])
+        except Exception as shunt_err:
+            # Not even the row alone: the database is the problem; the pass stops here and
+            # the message stays in the source folder.
+            if isinstance(shunt_err, LedgerError):
+                raise
+            raise LedgerError(f"cannot record UID {item.uid} even without its analysis: "
+                              f"{_short(shunt_err)}") from shunt_err
+        log.error("%s UID %s %s: %s; filed in %s", self.name, item.uid,
+                  _printable(item.message_id) or "(no Message-ID)", error, folder)
+        if outcome is not None:
+            outcome.folder, outcome.errors = folder, (*outcome.errors, error)
+            outcome.kind = outcome.report = None
 
     def _outcome(self, message: FetchedMessage, report: Report) -> Outcome:
         errors: list[str] = []
@@ -652,6 +728,15 @@ def _size_errors(message: FetchedMessage) -> list[str]:
         return []
     return [f"larger than max_message_size: analyzed from the first {len(message.raw)} of "
             f"{message.size} bytes"]
+
+
+def _short(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"[:300]
+
+
+def _printable(text: str) -> str:
+    """Text with no controls (nor NUL, which PostgreSQL refuses) and of a sane length."""
+    return "".join(c if c.isprintable() else "?" for c in text[:500])
 
 
 def _fault(err: Exception) -> str:

@@ -582,6 +582,7 @@ def test_sigkill_in_the_middle_then_once_again_files_everything_once(imap_server
     by_uid = {r.uid: r for r in recorded}
     for folder, numbers in filed.items():  # each is in the folder its row names
         assert all(by_uid[n + 1].target_folder == folder for n in numbers), folder
+    assert all(r.moved for r in recorded)  # a MOVE done before the kill is noted, too
     print(f"killed with {killed_at}, {waiting} recorded but not yet moved")
     if waiting:
         assert f"{waiting} already recorded by an earlier pass, only moved" in again.stdout

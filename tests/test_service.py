@@ -204,6 +204,7 @@ def test_connection_lost_after_a_move_nothing_is_counted_twice(imap_server, ledg
     assert summary.found == summary.only_moved == len(NAMES) - moved
     assert table_counts(ledger) == events
     assert_filed(imap_server, ledger)
+    assert all(r.moved for r in rows(ledger))  # the MOVE whose answer was lost, too
 
 
 class FailingLedger(Ledger):
