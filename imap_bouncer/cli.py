@@ -256,7 +256,8 @@ def analysis_pool(settings: Settings) -> AnalysisPool:
     from .service import AnalysisPool
 
     return AnalysisPool(settings.analysis.workers,
-                        Options(verp_patterns=settings.verp_patterns))
+                        Options(verp_patterns=settings.verp_patterns),
+                        time_budget=settings.analysis.time_budget)
 
 
 @main.command("once")

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import random
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -34,6 +32,7 @@ from datetime import UTC, date, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import analysis, review
+from .analysis_workers import AnalysisPool
 from .handlers.outbox import OutboxJob
 from .ledger import Ledger, LedgerError, MessageItem, Recorded, ReviewItem, is_database_fault
 from .mailbox import ConnectError, DisconnectedError, FetchedMessage, Mailbox, MailboxError
@@ -163,55 +162,6 @@ class _Analyzing:
     to_analyze: list[FetchedMessage]
     reports: Future  # of list[Report], in the order of to_analyze
     size: int  # UIDs in the batch
-
-
-class AnalysisPool:
-    """Analysis in worker processes: it is pure (bytes in, report out) and CPU-bound, so
-    on a machine with more than one core it runs beside the IMAP and database work instead of
-    sharing one interpreter with them. `workers = 0`: inline, in this process."""
-
-    def __init__(self, workers: int, options: analysis.Options) -> None:
-        self.options = options
-        self.depth = max(1, workers)  # batches a pass keeps in analysis at once
-        self._executor: ProcessPoolExecutor | None = None
-        if workers > 0:
-            self._executor = ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-            # Start the workers now, not with the first message: starting one (a new
-            # interpreter importing the analyzers) takes a second or more, which the first
-            # bounce after `run` starts would otherwise wait for.
-            for _ in range(workers):
-                self._executor.submit(analysis.analyze_many, [], options)
-
-    def submit(self, raws: list[bytes]) -> Future:
-        if self._executor is not None and raws:
-            try:
-                return self._executor.submit(analysis.analyze_many, raws, self.options)
-            except (BrokenProcessPool, RuntimeError) as err:
-                self._give_up(err)
-        done: Future = Future()
-        done.set_result(analysis.analyze_many(raws, self.options))
-        return done
-
-    def result(self, future: Future, messages: list[FetchedMessage]) -> list[Report]:
-        """The reports of a submitted batch; analyzed here should a worker have died."""
-        try:
-            return future.result()
-        except BrokenProcessPool as err:
-            self._give_up(err)
-            return analysis.analyze_many([m.raw for m in messages], self.options)
-
-    def _give_up(self, err: BaseException) -> None:
-        log.error("analysis worker process failed (%s): analyzing in the service's own "
-                  "process from now on", err)
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
 
 
 def folder_for(report: Report, folders) -> str:

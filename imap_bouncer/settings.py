@@ -415,6 +415,9 @@ class DatabaseSettings(_Model):
 class AnalysisSettings(_Model):
     verp_patterns: tuple[str, ...] = ()
     workers: int = Field(1, ge=0, le=64)
+    # Seconds one message's analysis may take in a worker process before the worker is
+    # killed and the message filed in Error (analysis_workers.py); no effect with workers = 0.
+    time_budget: float = Field(5.0, gt=0, le=3600)
 
     @field_validator("verp_patterns")
     @classmethod

@@ -200,8 +200,10 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*command(), *args], cwd=cwd, env=clean_env(), capture_output=True,
+def run_cli(*args: str, cwd: Path, timeout: float = 60,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*command(), *args], cwd=cwd, env=env or clean_env(),
+                          capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
 
 
@@ -278,3 +280,50 @@ def log_count(path: Path, text: str) -> int:
         return path.read_text(encoding="utf-8", errors="replace").count(text)
     except FileNotFoundError:
         return 0
+
+
+# -- processes -----------------------------------------------------------------------------
+
+WORKER_HOOKS = Path(__file__).parent / "worker_hooks"  # sitecustomize: X-Test-Analysis faults
+
+
+def hooked_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment whose Python processes load tests/worker_hooks/sitecustomize.py."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(WORKER_HOOKS),
+                                                    env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def hostile(name: str, how: str, number: int) -> bytes:
+    """A sample with an `X-Test-Analysis: how` header (see tests/worker_hooks)."""
+    raw = sample(name)
+    newline = b"\r\n" if b"\r\n" in raw else b"\n"
+    return numbered(b"X-Test-Analysis: " + how.encode() + newline + raw, number)
+
+
+def session_processes(session: int) -> list[tuple[int, str]]:
+    """The live processes (pid, command line) of a session, zombies left out: a command
+    started with start_new_session and everything it started, even once re-parented."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append((int(entry.name), cmdline.strip()))
+    return found
+
+
+def start_cli_env(*args: str, cwd: Path, log: Path,
+                  env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """start_cli with an environment of the test's own (e.g. hooked_env(clean_env()))."""
+    with log.open("wb") as err:
+        return subprocess.Popen([*command(), *args], cwd=cwd, env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True)

@@ -423,6 +423,8 @@ BAD = [
     ('[analysis]\nverp_patterns = ["a+{local}={domain}@x", "b+{local}@{local}.{domain}"]\n',
      "analysis.verp_patterns[1]", "exactly once"),
     ('[analysis]\nverp_patterns = "b+{local}={domain}@x"\n', "analysis.verp_patterns", "a list"),
+    ('[analysis]\ntime_budget = 0\n', "analysis.time_budget", "greater than 0"),
+    ('[analysis]\ntime_budget = "5s"\n', "analysis.time_budget", "number"),
     ('[logging]\nlevel = "LOUD"\n', "logging.level", "'DEBUG'"),
     ('[[mailboxes]]\nname = "a"\n[[mailboxes]]\nname = "a"\n', "mailboxes[1].name", "unique"),
     ('[[mailboxes]]\nname = "a"\nport = -1\n', "mailboxes[0].port", "greater than"),

@@ -1,0 +1,24 @@
+"""Put on PYTHONPATH by the worker tests (test_analysis_workers.py) for the processes they
+start: a message carrying an `X-Test-Analysis:` header makes the analysis misbehave the way
+a hostile message could (`hang`: spin on the CPU forever, holding the GIL like a runaway
+regular expression; `crash`: the process dies at once, like a segfault or the OOM killer).
+Fault injection from outside the product code, in real processes."""
+
+import os
+import signal
+
+import imap_bouncer.analysis as _analysis
+
+_real = _analysis.analyze
+
+
+def _misbehaving(raw, options=None):
+    if b"X-Test-Analysis: hang" in raw:
+        while True:
+            pass
+    if b"X-Test-Analysis: crash" in raw:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _real(raw, options)
+
+
+_analysis.analyze = _misbehaving
