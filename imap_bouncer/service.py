@@ -28,6 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -40,6 +41,8 @@ from .report import Kind, Report, shown_address
 from .settings import ImapSettings, SettingsError
 
 log = logging.getLogger(__name__)
+
+_Item = TypeVar("_Item", MessageItem, ReviewItem)
 
 # How long the loop waits before reconnecting after a fault: doubles from the first to the
 # last, with jitter, and starts over after a pass that worked.
@@ -365,52 +368,63 @@ class MailboxService:
         return sorted(outcomes, key=lambda o: o.uid)
 
     def _record(self, items: list[MessageItem], outcomes: dict[int, Outcome]) -> None:
-        """Record a batch in one transaction; raises before anything moves.
-
-        Should the batch fail for anything but the database itself (a message the recording
-        cannot take: a bug, a value the database refuses), its messages are recorded one by
-        one, and one that still fails is recorded without its analysis and filed in Error
-        with the error (a shunt, like Mailman's): the others flow instead of the whole pass
-        failing on it forever. A fault of the database still aborts the pass."""
+        """Record a batch (one transaction, or one per message should the batch fail: see
+        `_record_each`); raises before anything moves."""
         assert self.ledger is not None
+        _results, shunted = self._record_each(items, self.ledger.record_batch, self._shunted)
+        folder = self.settings.folders.error
+        for index, error in shunted.items():
+            outcome = outcomes.get(items[index].uid)
+            if outcome is not None:
+                outcome.folder, outcome.errors = folder, (*outcome.errors, error)
+                outcome.kind = outcome.report = None
+
+    def _record_each(self, items: list[_Item], record: Callable[[list[_Item]], list[Recorded]],
+                     shunted: Callable[[_Item, str], _Item]
+                     ) -> tuple[list[Recorded], dict[int, str]]:
+        """`record(items)`; should it fail for anything but the database itself (a message
+        the recording cannot take: a bug, a value the database refuses), the items one by
+        one, and one that still fails as `shunted(item, error)`: its row alone, without its
+        analysis, bound for Error with the error (a shunt, like Mailman's). So the others
+        flow instead of the whole pass failing on one message forever. A fault of the
+        database still raises. Returns the results, and the error of each item shunted by
+        its index."""
         try:
-            self.ledger.record_batch(items)
-            return
+            return record(items), {}
         except Exception as err:
             if is_database_fault(err):
                 raise
             log.warning("%s: a batch of %d message(s) could not be recorded at once (%s): "
                         "recording them one by one", self.name, len(items), _short(err))
-        for item in items:
+        results: list[Recorded] = []
+        shunts: dict[int, str] = {}
+        for index, item in enumerate(items):
             try:
-                self.ledger.record_batch([item])
+                results.extend(record([item]))
+                continue
             except Exception as err:
                 if is_database_fault(err):
                     raise
-                self._shunt(item, err, outcomes.get(item.uid))
+                error = f"recording failed ({_short(err)}): filed without its analysis"
+            try:
+                results.extend(record([shunted(item, error)]))
+            except LedgerError:
+                raise  # not even the row alone: the database is the problem; the pass stops
+            except Exception as err:
+                raise LedgerError(f"cannot record a message even without its analysis: "
+                                  f"{_short(err)}") from err
+            shunts[index] = error
+            message = item.message if isinstance(item, ReviewItem) else item
+            log.error("%s UID %s %s: %s; filed in %s", message.mailbox, message.uid,
+                      _printable(message.message_id) or "(no Message-ID)", error,
+                      self.settings.folders.error)
+        return results, shunts
 
-    def _shunt(self, item: MessageItem, err: Exception, outcome: Outcome | None) -> None:
-        """Record a message that cannot be recorded with its analysis: the row alone (no
-        events, no state changes), bound for Error, its error kept in the row."""
-        assert self.ledger is not None
-        error = f"recording failed ({_short(err)}): filed without its analysis"
-        folder = self.settings.folders.error
-        try:
-            self.ledger.record_batch([replace(
-                item, target_folder=folder, report=None, errors=(error,),
-                message_id=_printable(item.message_id))])
-        except Exception as shunt_err:
-            # Not even the row alone: the database is the problem; the pass stops here and
-            # the message stays in the source folder.
-            if isinstance(shunt_err, LedgerError):
-                raise
-            raise LedgerError(f"cannot record UID {item.uid} even without its analysis: "
-                              f"{_short(shunt_err)}") from shunt_err
-        log.error("%s UID %s %s: %s; filed in %s", self.name, item.uid,
-                  _printable(item.message_id) or "(no Message-ID)", error, folder)
-        if outcome is not None:
-            outcome.folder, outcome.errors = folder, (*outcome.errors, error)
-            outcome.kind = outcome.report = None
+    def _shunted(self, item: MessageItem, error: str) -> MessageItem:
+        """The row alone of a message that cannot be recorded with its analysis: no events,
+        no state changes, bound for Error, the error kept in the row."""
+        return replace(item, target_folder=self.settings.folders.error, report=None,
+                       errors=(error,), message_id=_printable(item.message_id))
 
     def _outcome(self, message: FetchedMessage, report: Report) -> Outcome:
         errors: list[str] = []
@@ -485,14 +499,16 @@ class MailboxService:
                 items = [self._review_item(message, report, review.Verdict(verdict), folder,
                                            place, uidvalidity)
                          for message, report in zip(fetched, reports, strict=True)]
-                results = self.ledger.record_review(items)
+                results, shunted = self._record_each(
+                    items, self.ledger.record_review,
+                    lambda item, error: replace(item, message=self._shunted(item.message, error)))
                 targets: dict[str, list[int]] = {}
                 for uid, known in recorded.items():
                     targets.setdefault(known.target_folder, []).append(uid)
-                for item, result in zip(items, results, strict=True):
+                for index, (item, result) in enumerate(zip(items, results, strict=True)):
                     targets.setdefault(result.target_folder, []).append(item.message.uid)
                     if summary is not None and result.created:
-                        for error in item.message.errors:
+                        for error in result.errors if index in shunted else item.message.errors:
                             summary.errors.append(f"{folder} UID {item.message.uid} "
                                                   f"{item.message.message_id}: {error}")
                 for target, target_uids in targets.items():

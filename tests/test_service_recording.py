@@ -15,6 +15,7 @@ from service_support import (
     FOLDERS,
     SAMPLES,
     append,
+    client,
     counts,
     imap_settings,
     numbered,
@@ -202,3 +203,24 @@ def test_a_database_fault_is_not_taken_for_a_poison_message(imap_server, ledger,
     monkeypatch.setattr(Ledger, "record_batch", real)
     one_pass(MailboxService(imap_settings(imap_server), ledger))
     assert_each_once(imap_server, ledger, total)
+
+
+def test_a_poison_message_in_a_review_folder_goes_to_error_too(imap_server, ledger,
+                                                               monkeypatch):
+    poison_events(monkeypatch)
+    with client(imap_server) as c:
+        c.create_folder("Review/Hard")
+    append(imap_server, [numbered(sample("postfix.eml"), 0), numbered(sample("qmail.eml"), 1)],
+           folder="Review/Hard")
+
+    summary = one_pass(MailboxService(imap_settings(imap_server), ledger))
+
+    assert summary.reviewed["hard"] == 2
+    assert seq_numbers(imap_server, "Review/Hard") == []
+    assert seq_numbers(imap_server, "Error") == [0]
+    assert seq_numbers(imap_server, "Processed") == [1]
+    by_uid = {r.uid: r for r in rows(ledger)}
+    assert by_uid[1].target_folder == "Error" and by_uid[1].events == 0 and by_uid[1].moved
+    assert any("recording failed (RuntimeError: injected" in e for e in by_uid[1].errors)
+    assert by_uid[2].target_folder == "Processed" and by_uid[2].events == 1
+    assert any("recording failed" in e for e in summary.errors)
