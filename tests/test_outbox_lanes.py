@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import test_dsn_sender as dsn_support  # its SMTP server, bounces and recording helpers
+import test_webhooks as webhook_support  # its facts and endpoint
 from service_support import (
     append,
     log_count,
@@ -30,6 +31,7 @@ from support import sample
 from test_webhooks import SECRET, Receiver
 
 from imap_bouncer import handlers
+from imap_bouncer.handlers import outbox
 from imap_bouncer.handlers.outbox import deliver_due
 from imap_bouncer.ledger import Ledger
 from imap_bouncer.settings import Settings
@@ -171,3 +173,44 @@ def test_run_stops_on_sigterm_within_seconds_despite_a_hanging_endpoint(
         ledger.close()
     assert len(kept) == 3
     assert all(r.status == "pending" and r.attempts == 0 for r in kept), kept
+
+
+def test_a_run_ends_in_bounded_time_and_the_attempt_it_left_records_itself(
+        hanging, receiver, test_db, monkeypatch):
+    """No stop asked: an endpoint that never answers (as one answering a byte at a time
+    would) may hold its own rows, not the run. Past its time the run ends; the attempt goes
+    on in its thread, later runs leave that endpoint's rows alone, and when the attempt
+    ends at last its thread records it."""
+    monkeypatch.setattr(outbox, "ABANDON_AFTER", 1.0)
+    monkeypatch.setattr(outbox, "LANE_SECONDS", 0.0)
+    hook = {"secret": SECRET, "events": ["event.recorded"]}
+    settings = Settings(webhooks=[{**hook, "url": hanging.url(), "timeout": 60},
+                                  {**hook, "url": receiver.url()}],
+                        outbox={"interval": 1})
+    ledger = Ledger.open(test_db.url, notifications=settings)
+    try:
+        ledger.record_batch([webhook_support.item(n, webhook_support.bounce(
+            f"user{n}@example.net")) for n in range(1, 4)])
+        to_hang = {r.id for r in ledger.outbox.list() if r.target == hanging.url()}
+        assert len(to_hang) == 3
+
+        started = time.monotonic()
+        first = deliver_due(ledger, handlers.senders(settings), settings=settings.outbox)
+        took = time.monotonic() - started
+        print(f"a run with a hanging endpoint and no stop ended after {took:.2f} s")
+        assert took < 6
+        assert first.delivered == 3 and len(receiver.deliveries) == 3
+        second = deliver_due(ledger, handlers.senders(settings), webhook_support.later(),
+                             settings=settings.outbox)
+        assert second.attempted == 0 and hanging.requests() == 1  # its rows wait for it
+        hanging.stop()  # the attempt ends at last (the connection is reset)
+
+        def recorded_by_its_thread():
+            rows = [r for r in ledger.outbox.list() if r.id in to_hang]
+            return [r for r in rows if r.attempts == 1] if rows else None
+
+        late = wait_for(recorded_by_its_thread, 10, "the late attempt to be recorded")
+        assert len(late) == 1 and late[0].status == "pending" and late[0].last_error
+        assert all(r.status == "pending" for r in ledger.outbox.list() if r.id in to_hang)
+    finally:
+        ledger.close()

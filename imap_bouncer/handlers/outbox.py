@@ -38,6 +38,10 @@ MAX_OUTSTANDING = 100  # rows handed to the lanes and not done, over all lanes
 # endpoint's rows beyond wait for the next run rather than hold this one up.
 LANE_SECONDS = 30.0
 STOP_GRACE = 1.0  # seconds a stopping run waits for answers before putting the rows back
+# Seconds past the lanes' time a run still waits for attempts under way (the longest webhook
+# timeout): then it ends, and they finish (and are recorded) in their threads. So a run
+# ends in bounded time even with an endpoint that answers a byte at a time.
+ABANDON_AFTER = 60.0
 # How long a claimed row is left to its run before another may take it: more than
 # CLAIM_AT_ONCE attempts at the longest timeout (60 s) take.
 CLAIM_LEASE = timedelta(minutes=15)
@@ -124,7 +128,8 @@ def lane_of(item: OutboxItem) -> str:
 class _Lane:
     """The rows of one destination, attempted in order by a thread of its own while it has
     rows. Only the sender runs there; the outcomes go back to the run, which records them
-    (the run's thread is the one that writes to the ledger)."""
+    (the run's thread is the one that writes to the ledger), unless the run has given up
+    waiting for this lane's attempt: then the thread records its outcome itself."""
 
     def __init__(self, run: _Run, key: str) -> None:
         self.run, self.key = run, key
@@ -132,7 +137,6 @@ class _Lane:
         self.lock = threading.Lock()
         self.running = False
         self.failed = False  # an attempt failed in this run: the rest waits for the next
-        self.in_flight: OutboxItem | None = None
 
     def add(self, item: OutboxItem) -> bool:
         """Queue a row; False when the lane has enough waiting already."""
@@ -146,6 +150,12 @@ class _Lane:
                                  daemon=True).start()
         return True
 
+    def take_waiting(self) -> list[OutboxItem]:
+        with self.lock:
+            waiting = list(self.rows)
+            self.rows.clear()
+        return waiting
+
     def _work(self) -> None:
         run = self.run
         try:
@@ -155,23 +165,34 @@ class _Lane:
                         self.running = False
                         return
                     item = self.rows.popleft()
-                if run.stopping or self.failed or time.monotonic() > run.lane_deadline:
+                if run.ending or self.failed or time.monotonic() > run.lane_deadline:
                     run.done.put(_Done(item, put_back=True))
                     continue
-                self.in_flight = item
-                error = _deliver(run.senders, item)
-                self.in_flight = None
+                with _busy_lock:
+                    _busy[self.key] = _busy.get(self.key, 0) + 1
+                try:
+                    error = _deliver(run.senders, item)
+                finally:
+                    with _busy_lock:
+                        _busy[self.key] -= 1
                 done = _Done(item, error)
-                run.done.put(done)
+                if not run.hand_back(done):
+                    return
                 if error is not None and getattr(error, "retry_at", None) is None:
                     self.failed = True
-                while not done.recorded.wait(0.1) and not run.stopping:
+                while not done.recorded.wait(0.1) and not run.ending:
                     pass
         finally:
-            # A sender may read the database (the DSN rate limit): this thread's connection
-            # is closed with the thread, not left open per run.
+            # A sender may read the database (the DSN rate limit), and a late outcome is
+            # written here: this thread's connection is closed with the thread.
             with suppress(Exception):
                 run.ledger.close()
+
+
+# Destinations with an attempt under way, over all runs (an attempt a run gave up waiting
+# for goes on in its thread): a later run leaves their rows for after it.
+_busy: dict[str, int] = {}
+_busy_lock = threading.Lock()
 
 
 class _Run:
@@ -186,12 +207,16 @@ class _Run:
         self.lanes: dict[str, _Lane] = {}
         self.done: queue.SimpleQueue[_Done] = queue.SimpleQueue()
         self.outstanding: dict[int, OutboxItem] = {}  # handed to a lane, no outcome yet
-        self.stopping = False
+        self.ending = False  # stopped, failed or given up: the lanes take no more rows
+        self.stopped = False  # by `stop`: the process is going away
+        self.gone = False  # returned: outcomes that come now are the lanes' to record
+        self.lock = threading.Lock()
         # Put back for the next run: just after this run's `now`, so not claimed again in it.
         self.next_run = now + timedelta(milliseconds=1)
 
     def deliver(self, stop: threading.Event | None) -> None:
         claimed_all = False
+        give_up_at = self.lane_deadline + ABANDON_AFTER
         while stop is None or not stop.is_set():
             if not claimed_all and len(self.outstanding) < MAX_OUTSTANDING:
                 # `now` stays fixed for the run: a row rescheduled by it is not due again in it.
@@ -205,17 +230,36 @@ class _Run:
                     except queue.Empty:
                         break
                 continue
-            if not self.outstanding:
+            if not self.outstanding or time.monotonic() > give_up_at:
                 return
             try:
                 self._record(self.done.get(timeout=0.05))  # wakes to look at `stop`
             except queue.Empty:
                 continue
+        self.stopped = True
+
+    def hand_back(self, done: _Done) -> bool:
+        """From a lane: an outcome. False when the run is gone: recorded here and now (or,
+        after a stop, dropped: the row was put back, due again at the next start)."""
+        with self.lock:
+            if not self.gone:
+                self.done.put(done)
+                return True
+        if not self.stopped:
+            with suppress(LedgerError):
+                _record(self.ledger, done.item, done.error, self.now, self.settings, self.rng,
+                        DeliveryReport())
+        return False
 
     def _hand_out(self, item: OutboxItem) -> None:
         key = lane_of(item)
         lane = self.lanes.get(key)
         if lane is None:
+            with _busy_lock:
+                busy = _busy.get(key, 0) > 0
+            if busy:  # an earlier run's attempt is still under way there
+                self._put_back(item, self.next_run)
+                return
             lane = self.lanes[key] = _Lane(self, key)
         if lane.add(item):
             self.outstanding[item.id] = item
@@ -223,17 +267,17 @@ class _Run:
             self._put_back(item, self.next_run)
 
     def close(self) -> None:
-        """Stopped (or failed): the lanes take no more rows; outcomes that come within
-        STOP_GRACE are recorded, and every other row handed out is put back as it was."""
-        self.stopping = True
-        for lane in self.lanes.values():  # not started: put back at once
-            with lane.lock:
-                waiting = list(lane.rows)
-                lane.rows.clear()
-            for item in waiting:
+        """The run ends: the lanes take no more rows (those waiting are put back); outcomes
+        that come within STOP_GRACE are recorded. Then, stopped: the rows still waiting for
+        an answer are put back as they were, due at the next start. Else (the lanes took too
+        long, or the database failed): they stay claimed, their threads record them."""
+        self.ending = True
+        for lane in self.lanes.values():
+            for item in lane.take_waiting():
                 self.outstanding.pop(item.id, None)
                 with suppress(LedgerError):
-                    self._put_back(item, item.next_attempt_at)
+                    self._put_back(item, item.next_attempt_at if self.stopped
+                                   else self.next_run)
         deadline = time.monotonic() + STOP_GRACE
         while self.outstanding and time.monotonic() < deadline:
             try:
@@ -241,22 +285,35 @@ class _Run:
             except queue.Empty:
                 break
             with suppress(LedgerError):
-                self._record(done, stopping=True)
-        for item in list(self.outstanding.values()):  # still waiting for an answer
+                self._record(done)
+        with self.lock:
+            self.gone = True
+        while True:  # handed back before `gone`
+            try:
+                done = self.done.get_nowait()
+            except queue.Empty:
+                break
             with suppress(LedgerError):
-                self._put_back(item, item.next_attempt_at)
+                self._record(done)
+        for item in list(self.outstanding.values()):  # still waiting for an answer
+            if self.stopped:
+                with suppress(LedgerError):
+                    self._put_back(item, item.next_attempt_at)
                 log.info("outbox: #%s to %s: stopped waiting for its answer; due again at "
                          "the next start", item.id, _shown(item))
+            else:
+                log.warning("outbox: #%s to %s: no outcome after %.0f s; left to its attempt "
+                            "(its endpoint's other notifications wait for it)", item.id,
+                            _shown(item), ABANDON_AFTER)
         self.outstanding.clear()
 
-    def _record(self, done: _Done, stopping: bool = False) -> None:
+    def _record(self, done: _Done) -> None:
         item = done.item
         self.outstanding.pop(item.id, None)
         try:
             if done.put_back:
                 # Stopping: due at once at the next start; else in the next run.
-                self._put_back(item, item.next_attempt_at if stopping or self.stopping
-                               else self.next_run)
+                self._put_back(item, item.next_attempt_at if self.stopped else self.next_run)
             else:
                 _record(self.ledger, item, done.error, self.now, self.settings, self.rng,
                         self.report)
