@@ -192,6 +192,7 @@ class MailboxService:
         # process (the last one may have been killed between a MOVE and its note) and after
         # a pass that failed (the database may have refused the note of a MOVE done).
         self._flags_unsure = True
+        self._reviews_unsure = True  # the same, for the review folders' rows
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -310,18 +311,23 @@ class MailboxService:
         """Note as moved the rows still waiting for their move whose messages have left the
         source folder: moved by a pass that was killed, or whose database refused the note,
         after the MOVE. (Those still in the folder are found and moved by the pass.)"""
-        assert self.ledger is not None
-        waiting = self.ledger.find_unmoved(self.name, uidvalidity)
-        if not waiting:
-            self._flags_unsure = False
-            return
-        present = set(mailbox.search_uids(unseen=False))
-        gone = [uid for uid in waiting if uid not in present]
-        if gone:
-            self.ledger.mark_moved(self.name, uidvalidity, gone)
-            log.info("%s: %d message(s) had been moved without the move being noted (a pass "
-                     "cut short): noted now", self.name, len(gone))
+        self._note_gone(self.name, uidvalidity, lambda: mailbox.search_uids(unseen=False))
         self._flags_unsure = False
+
+    def _note_gone(self, place: str, uidvalidity: int,
+                   present: Callable[[], Sequence[int]]) -> None:
+        """Rows of `place` waiting for their move whose UIDs are not `present()` any more:
+        noted as moved."""
+        assert self.ledger is not None
+        waiting = self.ledger.find_unmoved(place, uidvalidity)
+        if not waiting:
+            return
+        here = set(present())
+        gone = [uid for uid in waiting if uid not in here]
+        if gone:
+            self.ledger.mark_moved(place, uidvalidity, gone)
+            log.info("%s: %d message(s) had been moved without the move being noted (a pass "
+                     "cut short): noted now", place, len(gone))
 
     def _fetch(self, mailbox: Mailbox, uidvalidity: int, uids: list[int],
                dry_run: bool) -> tuple[dict[int, Recorded], list[FetchedMessage]]:
@@ -476,6 +482,7 @@ class MailboxService:
         """
         assert self.ledger is not None
         filed: Counter[str] = Counter()
+        unsure, self._reviews_unsure = self._reviews_unsure, True  # till this review ends well
         for verdict, folder in self.settings.folders.reviews:
             try:
                 uidvalidity = mailbox.select(folder)
@@ -486,6 +493,8 @@ class MailboxService:
                 continue
             place = self.place(folder)
             uids = mailbox.search_uids(unseen=False)
+            if unsure:  # moves of an earlier review that were done but not noted
+                self._note_gone(place, uidvalidity, lambda uids=uids: uids)
             size = self.settings.batch_size
             for start in range(0, len(uids), size):
                 if stop is not None and stop.is_set():
@@ -518,6 +527,7 @@ class MailboxService:
             if uids:
                 log.info("%s: %d message(s) reviewed in %s (%s)", self.name, len(uids),
                          folder, verdict)
+        self._reviews_unsure = False
         if summary is not None:
             summary.reviewed.update(filed)
         return filed

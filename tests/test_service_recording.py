@@ -224,3 +224,16 @@ def test_a_poison_message_in_a_review_folder_goes_to_error_too(imap_server, ledg
     assert any("recording failed (RuntimeError: injected" in e for e in by_uid[1].errors)
     assert by_uid[2].target_folder == "Processed" and by_uid[2].events == 1
     assert any("recording failed" in e for e in summary.errors)
+
+
+def test_review_moves_done_but_not_noted_are_noted_by_the_next_process(imap_server, ledger):
+    with client(imap_server) as c:
+        c.create_folder("Review/Soft")
+    append(imap_server, [numbered(sample("postfix.eml"), 0)], folder="Review/Soft")
+    one_pass(MailboxService(imap_settings(imap_server), ledger))
+    ledger_module.Message.update(moved=False, moved_at=None).execute()  # as if killed
+
+    one_pass(MailboxService(imap_settings(imap_server), ledger))
+
+    assert seq_numbers(imap_server, "Processed") == [0]
+    assert [(r.target_folder, r.moved) for r in rows(ledger)] == [("Processed", True)]
