@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import suppress
 from typing import IO, Any
 
@@ -45,7 +46,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIME_BUDGET = 5.0  # seconds one message's analysis may take in a worker
 START_TIMEOUT = 60.0  # seconds a new worker may take to import the analyzers and say so
-STOP_GRACE = 2.0  # seconds a worker has to exit at the end of its input before it is killed
+STOP_GRACE = 1.0  # seconds a worker has to exit at the end of its input before it is killed
+STOP_WAIT = 2.0  # seconds a stopping pass still waits for a batch's analysis
 # A driver gives up on worker processes after this many in a row failed to start (the
 # interpreter or the package is broken): it analyzes inline from then on, saying so.
 START_FAILURES = 3
@@ -78,6 +80,11 @@ def _message_id(raw: bytes) -> str:
 
 class WorkerFailed(Exception):
     """A worker process did not start, or died."""
+
+
+class AnalysisStopped(Exception):
+    """The service is stopping and a batch's analysis did not end within STOP_WAIT: the
+    pass gives it up (nothing of it is recorded or moved; the next start takes it again)."""
 
 
 class PoolClosed(Exception):
@@ -254,8 +261,22 @@ class AnalysisPool:
             future.set_result(analysis.analyze_many(raws, self.options))
         return future
 
-    def result(self, future: Future, messages: Sequence[Any] = ()) -> list[Report]:
-        return future.result()
+    def result(self, future: Future, messages: Sequence[Any] = (),
+               stop: threading.Event | None = None) -> list[Report]:
+        """The reports of a submitted batch. With `stop`: once it is set, STOP_WAIT seconds
+        more at most, then AnalysisStopped (a stopping service does not wait for a batch
+        of hostile messages to use up their budgets one after the other)."""
+        if stop is None:
+            return future.result()
+        while not stop.is_set():
+            with suppress(FutureTimeout):
+                return future.result(timeout=0.1)
+        try:
+            return future.result(timeout=STOP_WAIT)
+        except FutureTimeout:
+            future.cancel()
+            raise AnalysisStopped(f"stopping: a batch of {len(messages)} message(s) still in "
+                                  "analysis was left for the next start") from None
 
     def worker_pids(self) -> list[int]:
         """The worker processes now running (for tests and diagnostics)."""

@@ -33,7 +33,7 @@ from typing import TypeVar
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import analysis, review
-from .analysis_workers import AnalysisPool
+from .analysis_workers import AnalysisPool, AnalysisStopped
 from .handlers.outbox import OutboxJob
 from .ledger import Ledger, LedgerError, MessageItem, Recorded, ReviewItem, is_database_fault
 from .mailbox import ConnectError, DisconnectedError, FetchedMessage, Mailbox, MailboxError
@@ -276,7 +276,8 @@ class MailboxService:
                                                           options.dry_run, len(batch)))
                     while len(analyzing) > self.analysis.depth or (analyzing and last):
                         started_batch = analyzing.popleft()
-                        outcomes = self._file(started_batch, uidvalidity, options.dry_run)
+                        outcomes = self._file(started_batch, uidvalidity, options.dry_run,
+                                              stop)
                         if not options.dry_run:
                             for folder, folder_uids in _by_folder(outcomes).items():
                                 moves.add(folder, folder_uids)
@@ -351,10 +352,12 @@ class MailboxService:
         reports = self.analysis.submit([message.raw for message in to_analyze])
         return _Analyzing(recorded, fetched, digests, relocated, to_analyze, reports, size)
 
-    def _file(self, batch: _Analyzing, uidvalidity: int, dry_run: bool) -> list[Outcome]:
+    def _file(self, batch: _Analyzing, uidvalidity: int, dry_run: bool,
+              stop: threading.Event | None = None) -> list[Outcome]:
         """Record an analyzed batch in one transaction; say where each message goes."""
         reports = dict(zip((m.uid for m in batch.to_analyze),
-                           self.analysis.result(batch.reports, batch.to_analyze), strict=True))
+                           self.analysis.result(batch.reports, batch.to_analyze, stop=stop),
+                           strict=True))
         outcomes: list[Outcome] = [
             Outcome(uid, r.message_id, r.target_folder, r.kind, only_moved=True)
             for uid, r in batch.recorded.items()]
@@ -644,6 +647,8 @@ class MailboxService:
                             self.run_pass(mailbox, stop=stop)
             except (MailboxError, LedgerError, SettingsError) as err:
                 self._wait_after_fault(err, backoff, stop)
+            except AnalysisStopped as err:
+                log.info("%s: %s", self.name, err)
             except Exception as err:
                 # A bug, not a fault outside: said loudly, and retried like one, because a
                 # dead thread would leave the process running and the mailbox unserved.
@@ -667,6 +672,8 @@ class MailboxService:
         except (MailboxError, LedgerError, SettingsError) as err:
             log.warning("%s: %s; nothing more was moved; next try in %g s", self.name,
                         _fault(err), self.settings.poll_interval)
+        except AnalysisStopped as err:
+            log.info("%s: %s", self.name, err)
 
     def _wait_after_fault(self, err: Exception, backoff: Backoff, stop: threading.Event) -> None:
         delay = backoff.next()

@@ -130,3 +130,38 @@ def test_a_message_over_its_time_budget_lands_in_error_and_the_rest_flows(imap_s
         if name is not None:
             assert by_uid[number + 1].target_folder == SAMPLES[name].folder, name
     assert "analysis exceeded its time budget" in result.stdout
+
+
+def test_sigterm_while_a_message_hangs_in_analysis_stops_within_seconds(imap_server, test_db,
+                                                                        tmp_path):
+    """A budget of ten minutes, a message using it all: SIGTERM does not wait for it. The
+    pass gives the batch up (nothing recorded, nothing moved), the worker is killed, and the
+    message is still in INBOX for the next start."""
+    config = write_settings(tmp_path / "settings.toml", imap_server, test_db.url,
+                            analysis={"workers": 1, "time_budget": 600})
+    log = tmp_path / "run.log"
+    process = start_cli_env("run", "-c", str(config), cwd=tmp_path, log=log,
+                            env=hooked_env(clean_env()))
+    try:
+        wait_for(lambda: log_count(log, IDLE_LINE) >= 1, 30, "the first IDLE", log=log)
+        append(imap_server, [hostile("postfix.eml", "hang", 0)])
+        wait_for(lambda: log_count(log, "1 message(s) to process") >= 1, 10,
+                 "the pass to start", log=log)
+        time.sleep(0.5)  # its worker spinning on it
+        stopping = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+        stopped = time.monotonic() - stopping
+    finally:
+        stop_process(process)
+    print(f"SIGTERM to exit with a message hanging in analysis: {stopped:.2f} s")
+    assert code == 0, log.read_text()
+    assert stopped < 8
+    assert "left for the next start" in log.read_text()
+    assert not session_processes(process.pid)
+    assert seq_numbers(imap_server, "INBOX") == [0]
+    ledger = Ledger.open(test_db.url)
+    try:
+        assert rows(ledger) == []
+    finally:
+        ledger.close()
