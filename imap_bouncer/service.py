@@ -8,7 +8,12 @@ set -> note the move. Order is what keeps the promises:
   pass finds it recorded (by UIDVALIDITY + UID, or by sha256 when UIDVALIDITY changed) and
   only moves it, so nothing is counted twice and nothing is lost;
 - a database or connection fault aborts the pass before any move: the messages stay where
-  they are and the loop retries with backoff. Only a message's own content sends it to Error.
+  they are and the loop retries with backoff. Only a message's own content sends it to Error;
+- a message the recording cannot take (a value the database refuses, a bug) is recorded
+  alone, without its analysis, and filed in Error with the error (a shunt): one message
+  never holds up its mailbox;
+- a move done but not noted (the pass killed, or the database refusing the note, between
+  the two) is noted at the next pass: the moved flags end up right.
 
 `MailboxService.serve` is the long-running loop of one mailbox (IDLE, or polling for servers
 without IDLE); `Runner` runs one per configured mailbox, in IDLE threads or as APScheduler
@@ -261,8 +266,8 @@ class MailboxService:
             analyzing: deque[_Analyzing] = deque()
             upcoming = imap.submit(self._fetch, mailbox, uidvalidity, batches[0],
                                    options.dry_run) if batches else None
-            unsure_before = self._flags_unsure
-            self._flags_unsure = unsure_before or not options.dry_run  # till the pass ends well
+            if not options.dry_run:
+                self._flags_unsure = True  # till the pass ends well
             try:
                 for index, batch in enumerate(batches):
                     recorded, fetched = upcoming.result()
@@ -295,7 +300,8 @@ class MailboxService:
                         break
                 moves.flush()
                 moves.settle(block=True)
-                self._flags_unsure = unsure_before and options.dry_run
+                if not options.dry_run:
+                    self._flags_unsure = False
             finally:
                 if upcoming is not None:
                     upcoming.cancel()
