@@ -87,10 +87,12 @@ def deliver_due(ledger: Ledger, senders: Mapping[str, Sender], now: datetime | N
     or hanging endpoint holds up its own rows only. A lane whose attempt failed takes no
     more rows in this run (they wait for the next one instead of each waiting out the same
     timeout), nor does one that has been at it for `interval` seconds (LANE_SECONDS at
-    least). Rows a lane does not
-    attempt are put back, due in the next run, their attempts uncounted. When `stop` is set
-    the run ends within about STOP_GRACE seconds: rows not attempted, and attempts still
-    waiting for an answer, are put back as they were, due again at the next start.
+    least); rows a lane does not attempt are put back, due in the next run, their attempts
+    uncounted. An attempt still without an answer ABANDON_AFTER seconds after that is left
+    to its thread, which records it when it ends; meanwhile later runs leave its
+    destination's rows alone. When `stop` is set the run ends within about STOP_GRACE
+    seconds: rows not attempted, and attempts still waiting for an answer, are put back as
+    they were, due again at the next start (an endpoint may see an id twice).
     """
     now = now or datetime.now(UTC)
     report = DeliveryReport()
@@ -120,8 +122,8 @@ class _Done:
 def lane_of(item: OutboxItem) -> str:
     """The destination a row is delivered to, for lanes: rows of one go one at a time."""
     if item.channel == "webhook":
-        parts = urlsplit(item.target)
-        return f"webhook {parts.scheme}://{parts.netloc}".lower()
+        parts = urlsplit(item.target)  # never its user name, password or query
+        return f"webhook {parts.scheme}://{parts.hostname}:{parts.port or ''}".lower()
     return item.channel
 
 
