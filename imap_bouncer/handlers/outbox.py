@@ -123,7 +123,11 @@ def lane_of(item: OutboxItem) -> str:
     """The destination a row is delivered to, for lanes: rows of one go one at a time."""
     if item.channel == "webhook":
         parts = urlsplit(item.target)  # never its user name, password or query
-        return f"webhook {parts.scheme}://{parts.hostname}:{parts.port or ''}".lower()
+        try:
+            port = parts.port or ""
+        except ValueError:  # not a number: the attempt will say so
+            port = "?"
+        return f"webhook {parts.scheme}://{parts.hostname}:{port}".lower()
     return item.channel
 
 
