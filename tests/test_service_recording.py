@@ -237,3 +237,24 @@ def test_review_moves_done_but_not_noted_are_noted_by_the_next_process(imap_serv
 
     assert seq_numbers(imap_server, "Processed") == [0]
     assert [(r.target_folder, r.moved) for r in rows(ledger)] == [("Processed", True)]
+
+
+def test_a_value_the_database_refuses_is_one_messages_problem(test_db, ledger):
+    """PostgreSQL refuses a NUL byte in text (SQLite takes it): that error must read as the
+    message's (shunted) and not as the database's (which would retry the pass forever)."""
+    from imap_bouncer.ledger import MessageItem, is_database_fault
+    from imap_bouncer.report import Action, Kind, Reason, Recipient, Report
+
+    report = Report(kind=Kind.BOUNCE, message_id="<nul@mx>", analyzer="dsn", recipients=[
+        Recipient(address="jo@example.net", action=Action.FAILED, status="5.1.1",
+                  diagnostic="550 no such user\x00here", reason=Reason.USERUNKNOWN,
+                  permanent=True)])
+    item = MessageItem(mailbox="m", uidvalidity=1, uid=1, target_folder="Processed",
+                       raw=b"raw", report=report, message_id="<nul@mx>")
+    if test_db.backend == "sqlite":
+        assert ledger.record_batch([item])[0].created
+        return
+    with pytest.raises(LedgerError, match="NUL") as refused:
+        ledger.record_batch([item])
+    assert not is_database_fault(refused.value)
+    assert is_database_fault(LedgerError("cannot record: OperationalError: locked"))
