@@ -95,10 +95,13 @@ class _Worker:
     """One child process and its two pipes."""
 
     def __init__(self, options: analysis.Options) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "from imap_bouncer.analysis_workers import serve; serve()",
-             str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c",
+                 "from imap_bouncer.analysis_workers import serve; serve()", str(os.getpid())],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        except OSError as err:  # no memory, no descriptors left, no interpreter
+            raise WorkerFailed(f"analysis worker did not start: {err}") from None
         assert self.process.stdin is not None and self.process.stdout is not None
         self.tasks: IO[bytes] = self.process.stdin
         self.results: IO[bytes] = self.process.stdout
@@ -266,11 +269,14 @@ class AnalysisPool:
         """The reports of a submitted batch. With `stop`: once it is set, STOP_WAIT seconds
         more at most, then AnalysisStopped (a stopping service does not wait for a batch
         of hostile messages to use up their budgets one after the other)."""
-        if stop is None:
-            return future.result()
-        while not stop.is_set():
+        while stop is None or not stop.is_set():
             with suppress(FutureTimeout):
                 return future.result(timeout=0.1)
+            if not future.running() and not any(d.is_alive() for d in self._drivers):
+                # No thread left to take it (a bug killed them): here, not never.
+                log.error("no analysis worker thread is left: analyzing in the service's "
+                          "own process")
+                return analysis.analyze_many([m.raw for m in messages], self.options)
         try:
             return future.result(timeout=STOP_WAIT)
         except FutureTimeout:
