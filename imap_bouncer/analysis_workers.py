@@ -5,7 +5,8 @@ a message made to be slow must cost the mailbox seconds, not the pass. So every 
 to a worker process on its own and must come back within the time budget; a worker that
 overruns it is killed and replaced, the message gets a report saying so (filed in Error),
 and the rest of the batch goes on. A worker that dies on a message (a crash, the kernel's
-OOM killer) is replaced and the message tried once more, then reported the same way.
+OOM killer) is replaced and the message tried once more, then reported the same way. A
+worker grown past WORKER_RSS_LIMIT is replaced after its batch.
 
 Why not concurrent.futures' ProcessPoolExecutor: it cannot kill one task, nor tell which
 task of a batch hangs, and under "spawn" it starts multiprocessing's resource tracker,
@@ -51,6 +52,8 @@ STOP_WAIT = 2.0  # seconds a stopping pass still waits for a batch's analysis
 # A driver gives up on worker processes after this many in a row failed to start (the
 # interpreter or the package is broken): it analyzes inline from then on, saying so.
 START_FAILURES = 3
+# Bytes of resident memory past which a worker is replaced after its batch.
+WORKER_RSS_LIMIT = 512 << 20
 BUDGET_ERROR = "analysis exceeded its time budget"
 _HEADER = 8  # bytes: the length of the pickled frame that follows
 _READY = "ready"
@@ -188,6 +191,7 @@ class _Driver(threading.Thread):
                 future.set_result([self._analyze(raw) for raw in raws])
             except BaseException as err:  # never lose the thread: the pass hears of it
                 future.set_exception(err)
+            self._recycle_if_large()
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
@@ -233,6 +237,21 @@ class _Driver(threading.Thread):
                           ": analyzing in the service's own process from now on, with no "
                           "time budget" if self.start_failures >= START_FAILURES else "")
         return self.worker
+
+    def _recycle_if_large(self) -> None:
+        """A worker grown past WORKER_RSS_LIMIT (a huge message's analysis leaves the memory
+        with the process) is replaced by a fresh one, so the service's memory follows the
+        mail of now, not the largest message it ever read."""
+        worker = self.worker
+        if worker is None:
+            return
+        rss = _rss(worker.process.pid)
+        if rss > WORKER_RSS_LIMIT:
+            log.info("analysis worker %s uses %d MiB: replaced by a fresh one",
+                     worker.process.pid, rss >> 20)
+            worker.stop()
+            self.worker = None
+            self._ensure_worker()
 
     def _drop_worker(self, worker: _Worker) -> None:
         worker.kill()
@@ -313,6 +332,15 @@ class AnalysisPool:
             if driver.is_alive() and worker is not None:
                 worker.kill()  # busy on a message: the driver sees it die and ends
             driver.join(timeout=STOP_GRACE + 10)
+
+
+def _rss(pid: int) -> int:
+    """Resident bytes of a process (Linux /proc; 0 where it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 # -- the worker process's side ------------------------------------------------------------

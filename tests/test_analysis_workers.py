@@ -137,3 +137,23 @@ def test_workers_die_with_their_parent_busy_or_idle(tmp_path):
             os.kill(pid, signal.SIGKILL)
         if parent.poll() is None:
             parent.kill()
+
+
+def test_a_worker_grown_large_is_replaced_after_its_batch(hooked, monkeypatch):
+    from imap_bouncer import analysis_workers
+
+    monkeypatch.setattr(analysis_workers, "WORKER_RSS_LIMIT", 100 << 20)
+    pool = AnalysisPool(1, analysis.Options())
+    try:
+        wait_for(pool.worker_pids, 30, "the worker to start")
+        first = pool.worker_pids()
+        pool.result(pool.submit([numbered(sample("postfix.eml"), 0)]))
+        assert pool.worker_pids() == first  # small: kept
+        reports = pool.result(pool.submit([hostile("postfix.eml", "bloat", 1),
+                                           hostile("qmail.eml", "bloat", 2)]))
+        assert [str(r.kind) for r in reports] == ["bounce", "bounce"]
+        replaced = wait_for(lambda: pool.worker_pids() not in ([], first)
+                            and pool.worker_pids(), 30, "a fresh worker")
+        assert replaced != first and not alive(first[0])
+    finally:
+        pool.close()
