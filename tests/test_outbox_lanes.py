@@ -91,8 +91,9 @@ def test_a_hanging_endpoint_holds_up_nothing_else_and_a_stop_is_quick(
         hanging, receiver, test_db, smtp):
     recorder, smtp_port = smtp
     hook = {"secret": SECRET, "events": ["event.recorded"]}
+    base = dsn_support.settings_for(smtp_port)  # DSNs, and the signing they need
     settings = Settings(
-        dsn=dsn_support.settings_for(smtp_port).dsn,
+        dsn=base.dsn, verp=base.verp,
         webhooks=[{**hook, "url": hanging.url(), "timeout": 60},
                   {**hook, "url": receiver.url()}])
     ledger = Ledger.open(test_db.url, notifications=settings)

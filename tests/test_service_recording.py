@@ -147,11 +147,11 @@ def poison_events(monkeypatch, message_id: str = POSTFIX_ID) -> list[str]:
     real = ledger_module._event_rows
     raised: list[str] = []
 
-    def event_rows(message_pk, report, now):
+    def event_rows(message_pk, report, *args, **kwargs):
         if report.message_id == message_id:
             raised.append(message_id)
             raise RuntimeError("injected: this message cannot be recorded")
-        return real(message_pk, report, now)
+        return real(message_pk, report, *args, **kwargs)
 
     monkeypatch.setattr(ledger_module, "_event_rows", event_rows)
     return raised
