@@ -31,8 +31,9 @@ from support import sample
 from test_webhooks import SECRET, Receiver
 
 from imap_bouncer import handlers
-from imap_bouncer.handlers import outbox
+from imap_bouncer.handlers import DeliveryError, outbox
 from imap_bouncer.handlers.outbox import deliver_due
+from imap_bouncer.handlers.webhooks import WebhookSender
 from imap_bouncer.ledger import Ledger
 from imap_bouncer.settings import Settings
 
@@ -215,3 +216,39 @@ def test_a_run_ends_in_bounded_time_and_the_attempt_it_left_records_itself(
         assert all(r.status == "pending" for r in ledger.outbox.list() if r.id in to_hang)
     finally:
         ledger.close()
+
+
+TRICKLING_SERVER = textwrap.dedent("""
+    import socket, time
+    listener = socket.create_server(("127.0.0.1", 0))
+    print(listener.getsockname()[1], flush=True)
+    while True:
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\\r\\n")
+        try:
+            for _ in range(600):  # a header a byte at a time: each wait is short
+                connection.sendall(b"X")
+                time.sleep(0.2)
+        except OSError:
+            pass
+        connection.close()
+""")
+
+
+def test_an_endpoint_answering_a_byte_at_a_time_is_cut_at_its_timeout():
+    server = subprocess.Popen([sys.executable, "-c", TRICKLING_SERVER], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        port = int(server.stdout.readline())
+        sender = WebhookSender([])
+        started = time.monotonic()
+        with pytest.raises(DeliveryError, match=r"no (complete )?answer within 1\.5 s"):
+            sender.post(f"http://127.0.0.1:{port}/hook", b"{}",
+                        {"content-type": "application/json"}, 1.5)
+        took = time.monotonic() - started
+        print(f"a trickling endpoint cut after {took:.2f} s (timeout 1.5 s)")
+        assert 1.4 < took < 4
+    finally:
+        server.kill()
+        server.wait(timeout=10)

@@ -19,12 +19,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import logging
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
@@ -88,6 +92,64 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _Deadline:
+    """The whole of one request within `seconds`: urllib's timeout bounds each wait on the
+    socket, not the answer, so an endpoint sending a byte now and then would hold the
+    attempt forever. When the time is up, the request's sockets are shut down (and any
+    opened later, until the request is over): the blocked read ends at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.connections: list[http.client.HTTPConnection] = []
+        self.expired = False
+        self._over = threading.Event()
+        self._watch = threading.Thread(target=self._run, args=(seconds,), daemon=True,
+                                       name="webhook deadline")
+        self._watch.start()
+
+    def track(self, factory: Callable[..., http.client.HTTPConnection]
+              ) -> Callable[..., http.client.HTTPConnection]:
+        def connect(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+            connection = factory(host, **kwargs)
+            self.connections.append(connection)
+            return connection
+        return connect
+
+    def end(self) -> None:
+        self._over.set()
+
+    def _run(self, seconds: float) -> None:
+        if self._over.wait(seconds):
+            return
+        self.expired = True
+        while True:  # a connection may still be opening: until the request is over
+            for connection in list(self.connections):
+                sock = connection.sock
+                if sock is not None:
+                    with suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+            if self._over.wait(0.2):
+                return
+
+
+class _Http(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req):
+        return self.do_open(self.deadline.track(http.client.HTTPConnection), req)
+
+
+class _Https(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def https_open(self, req):
+        return self.do_open(self.deadline.track(http.client.HTTPSConnection), req,
+                            context=self._context)
+
+
 class WebhookSender:
     """Delivers outbox rows of the webhook channel to the configured endpoints."""
 
@@ -95,7 +157,6 @@ class WebhookSender:
                  clock: Callable[[], float] = time.time) -> None:
         self.endpoints = tuple(endpoints)
         self.clock = clock
-        self._opener = urllib.request.build_opener(_NoRedirects)
 
     def endpoint_for(self, item: OutboxItem) -> Endpoint | None:
         """The endpoint a row was planned for: the one whose URL, filled in for the row's
@@ -117,24 +178,30 @@ class WebhookSender:
         self.post(item.target, body, headers, endpoint.timeout)
 
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> None:
-        """POST; returns on a 2xx answer, raises DeliveryError otherwise."""
+        """POST; returns on a 2xx answer, raises DeliveryError otherwise. `timeout`: for the
+        whole of it, from connecting to the end of the answer."""
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        deadline = _Deadline(timeout)
+        opener = urllib.request.build_opener(_NoRedirects, _Http(deadline), _Https(deadline))
         try:
-            with self._opener.open(request, timeout=timeout) as answer:
+            with opener.open(request, timeout=timeout) as answer:
                 answer.read(_READ_AT_MOST)
                 status = answer.status
         except urllib.error.HTTPError as err:
             err.close()
             raise DeliveryError(f"HTTP {err.code} {err.reason}".strip()) from None
-        except urllib.error.URLError as err:
-            reason = err.reason
-            if isinstance(reason, TimeoutError):
+        except (OSError, ValueError, http.client.HTTPException) as err:
+            if deadline.expired or isinstance(err, TimeoutError) or (
+                    isinstance(err, urllib.error.URLError)
+                    and isinstance(err.reason, TimeoutError)):
                 raise DeliveryError(f"no answer within {timeout:g} s") from None
-            raise DeliveryError(f"cannot connect: {_describe(reason)}") from None
-        except TimeoutError:
-            raise DeliveryError(f"no answer within {timeout:g} s") from None
-        except (OSError, ValueError) as err:  # a reset connection, a malformed answer
-            raise DeliveryError(_describe(err)) from None
+            if isinstance(err, urllib.error.URLError):
+                raise DeliveryError(f"cannot connect: {_describe(err.reason)}") from None
+            raise DeliveryError(_describe(err)) from None  # a reset, a malformed answer
+        finally:
+            deadline.end()
+        if deadline.expired:
+            raise DeliveryError(f"no complete answer within {timeout:g} s")
         if not 200 <= status < 300:
             raise DeliveryError(f"HTTP {status}")
 
