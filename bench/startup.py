@@ -140,7 +140,7 @@ def main() -> None:
                    and not p.name.startswith("."))
     if not files:
         parser.error(f"{args.folder}: no message files")
-    one = ROOT / "tests" / "samples" / "qmail.eml"
+    one = ROOT / "tests" / "samples" / "basics" / "qmail.eml"
     work = Path(tempfile.mkdtemp(prefix="imap-bouncer-startup-"))
     env = environment(work / "pycache")
     cli = command()

@@ -6,13 +6,14 @@ from pathlib import Path
 
 TESTS = Path(__file__).parent
 SAMPLES = TESTS / "samples"
+BASICS = SAMPLES / "basics"  # one sample of each kind, and broken input
 REPO = TESTS.parent
 
 
 def sample(name: str) -> bytes:
-    """The raw bytes of one of the project's own sample messages (tests/samples)."""
-    return (SAMPLES / name).read_bytes()
+    """The raw bytes of one of the project's basic sample messages (tests/samples/basics)."""
+    return (BASICS / name).read_bytes()
 
 
 def sample_names() -> list[str]:
-    return sorted(path.name for path in SAMPLES.glob("*.eml"))
+    return sorted(path.name for path in BASICS.glob("*.eml"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from support import SAMPLES, sample
+from support import BASICS, SAMPLES, sample
 
 from imap_bouncer.cli import main
 from imap_bouncer.sources import iter_messages
@@ -42,7 +42,7 @@ def mbox(tmp_path: Path) -> Path:
 
 
 def test_one_file_as_text() -> None:
-    path = str(SAMPLES / "qmail.eml")
+    path = str(BASICS / "qmail.eml")
     result = run(path)
     assert result.exit_code == 0, result.output
     first, recipient = result.stdout.splitlines()[:2]
@@ -66,7 +66,7 @@ def test_a_report_naming_no_recipient_says_so() -> None:
 
 
 def test_explain_adds_evidence() -> None:
-    path = str(SAMPLES / "blocklist-550.eml")
+    path = str(BASICS / "blocklist-550.eml")
     text = run("--explain", path).stdout
     assert "  why: " in text and "      said: 550 5.7.1" in text and "      why:  " in text
     record, = records(run("--json", "--explain", path))
@@ -77,7 +77,7 @@ def test_explain_adds_evidence() -> None:
 
 
 def test_json_fields() -> None:
-    path = str(SAMPLES / "dsn-failed-multi.eml")
+    path = str(BASICS / "dsn-failed-multi.eml")
     result = run("--json", path)
     assert result.exit_code == 0
     record, = records(result)
@@ -98,18 +98,18 @@ def test_challenge_says_so_and_fails_no_one() -> None:
     assert (record["kind"], record["autoreply_type"]) == ("autoreply", "challenge")
     assert all(r["action"] == "delivered" for r in record["recipients"])
     assert ": autoreply (autoreply), autoreply-type challenge\n" in run(path).stdout
-    bounce, = records(run("--json", str(SAMPLES / "qmail.eml")))
+    bounce, = records(run("--json", str(BASICS / "qmail.eml")))
     assert bounce["autoreply_type"] == ""
 
 
 def test_json_keeps_non_ascii() -> None:
-    result = run("--json", str(SAMPLES / "dsn-global-utf8.eml"))
+    result = run("--json", str(BASICS / "dsn-global-utf8.eml"))
     assert "jörg@bücher.example" in result.stdout
 
 
 def test_directory(tmp_path: Path) -> None:
     for name in ("exim.eml", "spam.eml"):
-        shutil.copy(SAMPLES / name, tmp_path / name)
+        shutil.copy(BASICS / name, tmp_path / name)
     (tmp_path / ".hidden").write_bytes(b"Subject: skipped\n\n")
     found = records(run("--json", str(tmp_path)))
     assert [(Path(r["source"]).name, r["kind"]) for r in found] == [("exim.eml", "bounce"),
@@ -120,8 +120,8 @@ def test_maildir(tmp_path: Path) -> None:
     maildir = tmp_path / "Maildir"
     for folder in ("cur", "new", "tmp"):
         (maildir / folder).mkdir(parents=True)
-    shutil.copy(SAMPLES / "qmail.eml", maildir / "cur" / "1712000000.M1P1.host:2,S")
-    shutil.copy(SAMPLES / "arf-abuse.eml", maildir / "new" / "1712000001.M2P1.host")
+    shutil.copy(BASICS / "qmail.eml", maildir / "cur" / "1712000000.M1P1.host:2,S")
+    shutil.copy(BASICS / "arf-abuse.eml", maildir / "new" / "1712000001.M2P1.host")
     (maildir / "tmp" / "1712000002.M3P1.host").write_bytes(b"half written")
     found = records(run("--json", str(maildir)))
     assert [(Path(r["source"]).parent.name, r["kind"]) for r in found] == [
@@ -156,7 +156,7 @@ def test_missing_path_is_an_error_but_the_rest_is_analyzed(tmp_path: Path) -> No
     missing = tmp_path / "no-such.eml"
     broken_link = tmp_path / "dangling.eml"
     broken_link.symlink_to(tmp_path / "gone")
-    good = str(SAMPLES / "qmail.eml")
+    good = str(BASICS / "qmail.eml")
     result = run("--json", str(missing), good, str(broken_link))
     assert result.exit_code == 1
     assert [r["source"] for r in records(result)] == [good]
@@ -176,7 +176,7 @@ def test_unreadable_file_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyP
         return real_open(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "open", refuse)
-    result = run(str(locked), str(SAMPLES / "spam.eml"))
+    result = run(str(locked), str(BASICS / "spam.eml"))
     assert result.exit_code == 1
     assert f"{locked}: Permission denied" in result.stderr
     assert "spam.eml: unknown" in result.stdout
@@ -184,9 +184,9 @@ def test_unreadable_file_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_verp_option() -> None:
     pattern = "bounces+{local}={domain}@lists.example.org"
-    record, = records(run("--json", "--verp", pattern, str(SAMPLES / "verp.eml")))
+    record, = records(run("--json", "--verp", pattern, str(BASICS / "verp.eml")))
     assert record["original"]["verp_recipient"] == "jo@example.net"
-    bad = run("--verp", "bounces@lists.example.org", str(SAMPLES / "verp.eml"))
+    bad = run("--verp", "bounces@lists.example.org", str(BASICS / "verp.eml"))
     assert bad.exit_code == 2 and "{local}" in bad.output
 
 
@@ -201,7 +201,7 @@ def test_real_process(tmp_path: Path) -> None:
     command = [str(script)] if script.exists() else [sys.executable, "-m", "imap_bouncer"]
     missing = tmp_path / "missing.eml"
     done = subprocess.run(
-        [*command, "analyze", "--json", str(SAMPLES / "gmail-style.eml"), str(missing), "-"],
+        [*command, "analyze", "--json", str(BASICS / "gmail-style.eml"), str(missing), "-"],
         input=sample("autoreply-german.eml"), capture_output=True, timeout=60, check=False,
     )
     assert done.returncode == 1
@@ -212,7 +212,7 @@ def test_real_process(tmp_path: Path) -> None:
 
 
 def test_rows_lead_with_the_verdict_in_aligned_columns() -> None:
-    paths = [str(SAMPLES / name) for name in ("dsn-failed-multi.eml", "blocklist-550.eml",
+    paths = [str(BASICS / name) for name in ("dsn-failed-multi.eml", "blocklist-550.eml",
                                               "dsn-delayed.eml", "arf-abuse.eml",
                                               "autoreply-german.eml")]
     text = run(*paths).stdout
@@ -231,17 +231,17 @@ def test_rows_lead_with_the_verdict_in_aligned_columns() -> None:
 
 
 def test_a_report_naming_no_recipient_without_its_verp_pattern() -> None:
-    row = run(str(SAMPLES / "verp.eml")).stdout.splitlines()[1]
+    row = run(str(BASICS / "verp.eml")).stdout.splitlines()[1]
     assert row.split()[:3] == ["message", "refused", "suspend"]
     assert row.endswith("(no recipient named)")
 
 
 def test_explain_of_an_unknown_message_lists_each_analyzer() -> None:
-    text = run("--explain", str(SAMPLES / "spam.eml")).stdout
+    text = run("--explain", str(BASICS / "spam.eml")).stdout
     assert "    plaintext: not from a mail system (From is a person, return path not null)" \
         in text.splitlines()
-    record, = records(run("--json", "--explain", str(SAMPLES / "spam.eml")))
+    record, = records(run("--json", "--explain", str(BASICS / "spam.eml")))
     assert [name for name, _ in record["unclaimed"]] == ["arf", "formats", "dsn", "plaintext",
                                                          "autoreply"]
-    plain, = records(run("--json", str(SAMPLES / "spam.eml")))
+    plain, = records(run("--json", str(BASICS / "spam.eml")))
     assert "unclaimed" not in plain

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support import SAMPLES
+from support import BASICS
 
 from imap_bouncer import fanout, sources
 from imap_bouncer.cli import main
@@ -71,7 +71,7 @@ def test_a_dead_worker_loses_nothing() -> None:
 @pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
 def test_analyze_of_a_folder_in_workers_matches_inline(tmp_path: Path, monkeypatch,
                                                        as_json: bool) -> None:
-    samples = sorted(SAMPLES.glob("*.eml"))
+    samples = sorted(BASICS.glob("*.eml"))
     count = fanout.PARALLEL_FROM + 2 * fanout.CHUNK
     for index in range(count):
         source = samples[index % len(samples)]

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import SAMPLES
+from support import BASICS, SAMPLES
 
 from imap_bouncer.analysis import CHAIN, why_unclaimed
 
@@ -45,13 +45,13 @@ def imported_by(args: list[str], stdin: bytes = b"", *,
 
 @pytest.mark.parametrize("args", [
     ["--version"],
-    ["analyze", str(SAMPLES / "qmail.eml")],
-    ["analyze", "--json", "--explain", str(SAMPLES / "dsn-global-utf8.eml"),
-     str(SAMPLES / "spam.eml")],
+    ["analyze", str(BASICS / "qmail.eml")],
+    ["analyze", "--json", "--explain", str(BASICS / "dsn-global-utf8.eml"),
+     str(BASICS / "spam.eml")],
     ["analyze", "--json", "-"],
 ], ids=["version", "analyze", "analyze-json-explain", "analyze-stdin"])
 def test_version_and_analyze_import_nothing_heavy(args: list[str]) -> None:
-    code, modules, out = imported_by(args, stdin=(SAMPLES / "exim.eml").read_bytes())
+    code, modules, out = imported_by(args, stdin=(BASICS / "exim.eml").read_bytes())
     assert code in (None, 0), out
     assert out.strip()  # the command did its work: the version, or its reports
     assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
@@ -64,9 +64,9 @@ def test_version_and_analyze_import_nothing_heavy(args: list[str]) -> None:
 
 
 def test_the_auto_reply_analyzer_loads_only_when_the_chain_reaches_it() -> None:
-    _, modules, out = imported_by(["analyze", str(SAMPLES / "qmail.eml")], top_level=False)
+    _, modules, out = imported_by(["analyze", str(BASICS / "qmail.eml")], top_level=False)
     assert ": bounce (" in out and "imap_bouncer.analysis.autoreply" not in modules
-    _, modules, out = imported_by(["analyze", str(SAMPLES / "autoreply-german.eml")],
+    _, modules, out = imported_by(["analyze", str(BASICS / "autoreply-german.eml")],
                                   top_level=False)
     assert ": autoreply (autoreply)" in out and "imap_bouncer.analysis.autoreply" in modules
 
@@ -84,7 +84,7 @@ def test_sqlite_ingest_loads_no_postgres_driver_nor_imap_nor_scheduler(tmp_path:
     config = tmp_path / "settings.toml"
     config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "b.db"}"\n', encoding="utf-8")
     code, modules, out = imported_by(["ingest", "-c", str(config), "-"],
-                                     stdin=(SAMPLES / "qmail.eml").read_bytes())
+                                     stdin=(BASICS / "qmail.eml").read_bytes())
     assert code in (None, 0) and "recorded bounce" in out
     assert "peewee" in modules
     assert not modules & {"psycopg", "psycopg2", "imapclient", "apscheduler"}
@@ -111,13 +111,13 @@ def notes(path: Path) -> dict[str, str]:
 
 
 def test_every_analyzer_of_the_chain_has_a_note() -> None:
-    found = why_unclaimed((SAMPLES / "spam.eml").read_bytes())
+    found = why_unclaimed((BASICS / "spam.eml").read_bytes())
     assert [name for name, _ in found] == [name for name, _ in CHAIN]
     assert all(note and "no note" not in note for _, note in found)
 
 
 def test_a_persons_message() -> None:
-    assert notes(SAMPLES / "spam.eml") == {
+    assert notes(BASICS / "spam.eml") == {
         "arf": "no message/feedback-report part, no feedback loop's marks",
         "formats": "no known MTA's marks (those known only by their words: not tried, no mail "
                    "system sent it)",
