@@ -92,8 +92,9 @@ def recipient_facts(report, entry: dict) -> tuple[list, list]:
                              key=lambda r: (r["address"], r["action"], r["reason"]))
     if len(found) != len(wanted):
         return found, wanted
-    return ([{f: got[f] for f in RECIPIENT_FIELDS if f in want} for got, want in zip(found, wanted)],
-            [{f: want[f] for f in RECIPIENT_FIELDS if f in want} for want in wanted])
+    pairs = list(zip(found, wanted, strict=True))
+    return ([{f: got[f] for f in RECIPIENT_FIELDS if f in want} for got, want in pairs],
+            [{f: want[f] for f in RECIPIENT_FIELDS if f in want} for _, want in pairs])
 
 
 @pytest.mark.parametrize(("folder", "name"), [
@@ -172,6 +173,8 @@ def test_manifest_covers_every_file(folder: Path) -> None:
         for recipient in entry["recipients"]:
             assert {"address", "action", "reason"} <= set(recipient) <= {
                 *RECIPIENT_FIELDS, "alternates"}, recipient
+            # a failure is hard or soft: every set but reports/ (complaints, success) says which
+            assert folder.name == "reports" or "permanent" in recipient, recipient
 
 
 # --- what one sample is, beyond its verdict ----------------------------------------------------
