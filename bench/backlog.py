@@ -78,7 +78,7 @@ class Timed:
 def main() -> None:
     default_folder = ROOT.parent / "shared" / "corpus" / "messages"
     if not default_folder.is_dir():
-        default_folder = ROOT / "tests" / "samples"
+        default_folder = ROOT / "tests" / "samples" / "basics"
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=100)

@@ -41,7 +41,7 @@ from service_support import (
     wait_for,
     write_settings,
 )
-from support import sample
+from support import BASICS, sample
 
 from imap_bouncer import cli
 from imap_bouncer.ledger import Ledger, LedgerError
@@ -540,7 +540,7 @@ def settled_counts(account: dovecot.Account) -> dict[str, int]:
 def test_sigkill_in_the_middle_then_once_again_files_everything_once(imap_server, test_db,
                                                                      ledgers, tmp_path):
     total = 2000
-    names = sorted(n for n in (p.name for p in Path(__file__).parent.glob("samples/*.eml"))
+    names = sorted(n for n in (p.name for p in BASICS.glob("*.eml"))
                    if n != "empty.eml")  # Dovecot refuses a zero-byte APPEND
     append(imap_server, (numbered(sample(names[i % len(names)]), i) for i in range(total)))
     config = settings_file(tmp_path, imap_server, test_db, workers=1, batch_size=20)
