@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from folders import default_folder  # noqa: E402  (bench/folders.py)
+from folders import default_folder, message_files  # noqa: E402  (bench/folders.py)
 
 import imap_bouncer.analysis as analysis  # noqa: E402
 from imap_bouncer.analysis import analyze  # noqa: E402
@@ -52,8 +52,7 @@ TARGET = 5000  # messages/s on one core
 
 
 def load(folder: Path) -> list[bytes]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    return [p.read_bytes() for p in files]
+    return [p.read_bytes() for p in message_files(folder)]
 
 
 def analysis_caches() -> list:

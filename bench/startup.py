@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from folders import default_folder  # noqa: E402  (bench/folders.py)
+from folders import default_folder, message_files  # noqa: E402  (bench/folders.py)
 
 from imap_bouncer import fanout  # noqa: E402
 from imap_bouncer.analysis import analyze  # noqa: E402
@@ -136,8 +136,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15, help="runs per median")
     parser.add_argument("--ingest", type=int, default=200, help="messages piped to ingest")
     args = parser.parse_args()
-    files = sorted(p for p in args.folder.rglob("*") if p.is_file()
-                   and not p.name.startswith("."))
+    files = message_files(args.folder)
     if not files:
         parser.error(f"{args.folder}: no message files")
     one = ROOT / "tests" / "samples" / "basics" / "qmail.eml"
