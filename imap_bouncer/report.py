@@ -181,6 +181,9 @@ class Report:
     analyzer: str = ""  # the analyzer that decided, e.g. "dsn" or "formats.qmail"
     evidence: str = ""  # a short human-readable why
     errors: list[str] = field(default_factory=list)
+    # Recipients the message names may be missing (a cap reached, an address refused, a status
+    # part cut; `errors` says which): understood, but not fully, so it is filed in Error.
+    partial: bool = False
 
     def to_dict(self, explain: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -194,6 +197,8 @@ class Report:
             "analyzer": self.analyzer,
             "errors": list(self.errors),
         }
+        if self.partial:
+            data["partial"] = True
         if explain:
             data["evidence"] = self.evidence
         return data

@@ -174,8 +174,9 @@ class _Analyzing:
 
 def folder_for(report: Report, folders) -> str:
     """Where a message goes: understood -> Processed; not understood -> Unknown; not
-    understood and not fully readable -> Error, for a person to look at."""
-    if report.kind is not Kind.UNKNOWN:
+    understood and not fully readable, or understood but partial -> Error, for a person to
+    look at."""
+    if report.kind is not Kind.UNKNOWN and not report.partial:
         return folders.processed
     return folders.error if report.errors else folders.unknown
 

@@ -15,7 +15,7 @@ from . import arf, dsn, formats, origin, phrases, plaintext, reasons, unclaimed
 from . import lazy_re as re
 from .addresses import normalize_address
 from .findings import Failure, Findings
-from .message import Part, decode_words, parse_message
+from .message import MAX_RECIPIENTS, Part, decode_words, parse_message
 
 ANALYZER_VERSION = "4"  # raised when verdicts change, so `reprocess` can tell old ones
 
@@ -142,19 +142,39 @@ def _analyze(raw: bytes, options: Options) -> Report:
     report.feedback_type = findings.feedback_type
     report.user_agent = findings.user_agent
     report.autoreply_type = findings.autoreply_type
-    report.recipients = _recipients(findings, report.original, (report.message_id,))
+    cuts = list(findings.cuts)
+    report.recipients = _recipients(findings, report.original, (report.message_id,), cuts)
     report.kind = _kind(findings.kind, report.recipients)
+    if cuts:
+        report.partial = True
+        report.errors.extend(dict.fromkeys(cuts))
     return report
 
 
-def _recipients(findings: Findings, original: Original,
-                message_ids: Sequence[str] = ()) -> list[Recipient]:
+# RFC 5321 4.5.3.1.3: a path is at most 256 octets with its angle brackets. A longer
+# "address" is an attack on whatever stores or shows it, not a mailbox.
+MAX_ADDRESS_LENGTH = 254
+# C0 controls, DEL and C1 controls: no mailbox has them; a terminal acts on them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _recipients(findings: Findings, original: Original, message_ids: Sequence[str] = (),
+                cuts: list[str] | None = None) -> list[Recipient]:
+    """The report's recipients, classified; what could not be taken is noted in `cuts`."""
+    cuts = [] if cuts is None else cuts
     recipients: list[Recipient] = []
     seen: dict[tuple[str, Action], Recipient] = {}
     # A Message-ID on a line of its own looks like an address in angle brackets; the report's
     # and the original's own are never a recipient.
     ids = {normalize_address(i) for i in (*message_ids, original.message_id)} - {""}
     failures = [f for f in findings.failures if not f.address or f.address not in ids]
+    if len(failures) > MAX_RECIPIENTS:
+        cuts.append(f"more than {MAX_RECIPIENTS} recipients: those after the first "
+                    f"{MAX_RECIPIENTS} not read")
+        del failures[MAX_RECIPIENTS:]
+    if any(len(f.address) > MAX_ADDRESS_LENGTH or _CONTROL.search(f.address)
+           for f in failures):
+        failures = _refuse_bad_addresses(failures, cuts)
     if findings.kind in (Kind.BOUNCE, Kind.DELAY) and original.verp_recipient:
         # A report that says a delivery failed but not for whom: the VERP address says it.
         if not failures:
@@ -185,6 +205,23 @@ def _recipients(findings: Findings, original: Original,
         seen[key] = recipient
         recipients.append(recipient)
     return recipients
+
+
+def _refuse_bad_addresses(failures: list[Failure], cuts: list[str]) -> list[Failure]:
+    """Drop recipients whose address is too long or holds control characters: not stored,
+    but noted (with a short, escaped sample) so that nobody loses them silently."""
+    kept = []
+    for failure in failures:
+        address = failure.address
+        if len(address) > MAX_ADDRESS_LENGTH:
+            cuts.append(f"a recipient address of {len(address)} characters (more than "
+                        f"{MAX_ADDRESS_LENGTH}) refused: {address[:40]!r}...")
+        elif _CONTROL.search(address):
+            cuts.append(f"a recipient address with control characters refused: "
+                        f"{address[:80]!r}")
+        else:
+            kept.append(failure)
+    return kept
 
 
 def _merge(kept: Recipient, extra: Recipient) -> None:

@@ -19,7 +19,7 @@ from ..report import Action
 from . import lazy_re as re
 from .addresses import normalize_address
 from .findings import Failure, Findings, kind_of
-from .message import Part, parse_field_groups
+from .message import MAX_RECIPIENTS, Part, parse_field_groups
 from .origin import from_mail_system, machine_sent, passed_on_by_person
 from .text import ORIGINAL_MARKERS, notice_text, original_headers, split_at_original
 
@@ -114,8 +114,13 @@ def _analyze(message: Part) -> Findings | None:
     failures = _failures(fields)
     if not failures:
         return None
+    cuts = []
+    part = status_part(message)
+    if part is not None and part.cut:
+        cuts.append("the status part was cut: recipients after the cut not read")
     _enrich(failures, notice)
     return Findings(
+        cuts=cuts,
         kind=kind_of(failures),
         analyzer="dsn",
         evidence=f"{evidence} with {len(failures)} recipient group(s)",
@@ -171,7 +176,8 @@ def _failures(text: str) -> list[Failure]:
     # Reports that put the recipient fields in the first (per-message) group too.
     if groups and any(name in ("final-recipient", "original-recipient") for name, _ in groups[0]):
         groups = [*groups, groups[0]]
-    return [f for group in groups[1:] if (f := _failure(group)) is not None]
+    # One more than the cap, so that the chain can tell a cut list from a full one.
+    return [f for group in groups[1:MAX_RECIPIENTS + 2] if (f := _failure(group)) is not None]
 
 
 def _failure(fields: list[tuple[str, str]]) -> Failure | None:

@@ -45,6 +45,9 @@ class Findings:
     original_headers: list[tuple[str, str]] | None = None
     # The human-readable notice, for the classifier when a recipient's own words say little.
     notice: str = ""
+    # What the analyzer could not read of the recipients (a status part cut short): the
+    # report is partial, and says so in its errors.
+    cuts: list[str] = field(default_factory=list)
 
 
 def kind_of(failures: list[Failure]) -> Kind:

@@ -22,7 +22,24 @@ from . import lazy_re as re
 # Bodies above this many bytes are cut before analysis: every format states its verdict near
 # the top, and the copy of the original message that follows can be huge.
 MAX_PART_BYTES = 512 * 1024
+# Status parts (RFC 3464 delivery-status, RFC 5965 feedback-report) hold one group of fields
+# per recipient and are read whole up to this much: 32 MB is more than the default message
+# size cap, so no recipient of a message under the cap is cut off.
+MAX_STATUS_PART_BYTES = 32 * 1024 * 1024
+STATUS_PART_TYPES = frozenset(("message/delivery-status", "message/global-delivery-status",
+                               "message/feedback-report"))
 MAX_DEPTH = 8
+# A part's header block is read up to this many bytes and this many fields: real headers are
+# a few KB (a long Received trail some tens), a hostile one can be the whole message, folded
+# into millions of lines.
+MAX_HEADER_BYTES = 256 * 1024
+MAX_HEADER_FIELDS = 2000
+# RFC 2047 encoded words decoded in one header value: a subject needs a handful; the rest
+# are left as written (each unknown charset costs a codec look-up).
+MAX_ENCODED_WORDS = 200
+# Recipients read from one report. 100,000 fill some 10 MB of status fields and take about
+# 2 s to classify; past them a report is partial (its errors say so, and it is filed in Error).
+MAX_RECIPIENTS = 100_000
 # MIME parts read per message, all levels together: a report needs a handful, and every part
 # costs memory and a look from each analyzer. Parts past this many are not read, and the
 # message's errors say so.
@@ -89,12 +106,13 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
         return data.decode("latin-1")
 
 
-def decode_words(value: str) -> str:
+def decode_words(value: str, errors: list[str] | None = None) -> str:
     """Decode RFC 2047 encoded words leniently; a word that cannot be read is left as it is.
 
     Adjacent words of one charset are joined before decoding (a multi-byte character may be
     split between them) and the white space between encoded words is dropped (RFC 2047 6.2).
-    Unknown charsets and broken base64 padding fall back as `decode_bytes` does.
+    Unknown charsets and broken base64 padding fall back as `decode_bytes` does. Words past
+    the first MAX_ENCODED_WORDS are left as written, noted in `errors` when given.
     """
     if "=?" not in value:
         return value
@@ -108,7 +126,12 @@ def decode_words(value: str) -> str:
             pieces.append(decode_bytes(b"".join(pending), pending_charset))
             pending.clear()
 
-    for match in _ENCODED_WORD.finditer(value):
+    for count, match in enumerate(_ENCODED_WORD.finditer(value)):
+        if count == MAX_ENCODED_WORDS:
+            if errors is not None:
+                errors.append(f"more than {MAX_ENCODED_WORDS} encoded words in a header: the "
+                              f"rest left undecoded")
+            break
         between = value[position:match.start()]
         charset = match.group(1).split("*", 1)[0]  # RFC 2231 language suffix
         data = _word_bytes(match.group(2), match.group(3))
@@ -270,7 +293,16 @@ class Part:
         block, self.raw_body = split_header_block(data)
         self.depth = depth
         self.errors: list[str] = []
+        self.cut = False  # whether `payload` is only the start of the body (set by it)
+        if len(block) > MAX_HEADER_BYTES:
+            self.errors.append(f"header block of {len(block)} bytes: read up to "
+                               f"{MAX_HEADER_BYTES} bytes, the rest ignored")
+            block = block[:block.rfind(b"\n", 0, MAX_HEADER_BYTES) + 1]
         self.headers = parse_header_lines(decode_header_block(block))
+        if len(self.headers) > MAX_HEADER_FIELDS:
+            self.errors.append(f"{len(self.headers)} header fields: the first "
+                               f"{MAX_HEADER_FIELDS} read, the rest ignored")
+            del self.headers[MAX_HEADER_FIELDS:]
         self._default_type = default_type
         # How many more parts this message may still split into (shared by all its parts).
         self._budget = budget if budget is not None else [MAX_PARTS - 1]
@@ -313,7 +345,7 @@ class Part:
         if "=?" not in value:
             return value
         if len(value) > 1000:
-            return decode_words(value)
+            return decode_words(value, self.errors)
         return _decode_words_cached(value)  # the chain asks for the subject again and again
 
     def __contains__(self, name: str) -> bool:
@@ -370,7 +402,13 @@ class Part:
     @lazy
     def payload(self) -> bytes:
         """The body with its Content-Transfer-Encoding undone."""
-        body = self.raw_body[:MAX_PART_BYTES]
+        limit = MAX_STATUS_PART_BYTES if self.content_type in STATUS_PART_TYPES \
+            else MAX_PART_BYTES
+        body = self.raw_body[:limit]
+        if len(self.raw_body) > limit:
+            self.cut = True
+            self.errors.append(f"{self.content_type} part of {len(self.raw_body)} bytes cut at "
+                               f"{limit} bytes: the rest not read")
         encoding = self.transfer_encoding
         if encoding == "base64":
             try:
@@ -394,9 +432,11 @@ class Part:
     @lazy
     def parts(self) -> list[Part]:
         """Child entities: the parts of a multipart, or the message inside message/rfc822."""
-        if self.depth >= MAX_DEPTH:
-            return []
         ctype = self.content_type
+        if self.depth >= MAX_DEPTH:
+            if ctype.startswith("multipart/") or ctype in ("message/rfc822", "message/global"):
+                self.errors.append(f"parts nested more than {MAX_DEPTH} deep not read")
+            return []
         if ctype.startswith("multipart/"):
             return self._split_multipart()
         if ctype in ("message/rfc822", "message/global"):
