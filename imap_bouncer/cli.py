@@ -23,6 +23,7 @@ import click
 from . import __version__
 from .policy import State
 from .report import NO_RECIPIENT, shown_address
+from .terminal import json_safe, safe, shown
 
 if TYPE_CHECKING:
     import logging
@@ -52,6 +53,17 @@ def log() -> logging.Logger:
 
 EXIT_FAILED = 1
 EXIT_SETTINGS = 2
+
+
+def echo(text: object = "", *, err: bool = False, nl: bool = True) -> None:
+    """`click.echo` for what people read: what came from mail may hold any character, and a
+    terminal acts on controls, so every one but the line feed is escaped (terminal.safe)."""
+    click.echo(safe(str(text)), err=err, nl=nl)
+
+
+def echo_json(record: Any) -> None:
+    """One JSON line: JSON escapes C0 controls itself; json_safe escapes C1 and the rest."""
+    click.echo(json_safe(json.dumps(record, ensure_ascii=False)))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,7 +101,7 @@ def analyze_command(paths: tuple[str, ...], as_json: bool, explain: bool,
             try:
                 yield from iter_inputs(path)
             except SourceError as err:
-                click.echo(f"imap-bouncer: error: {err}", err=True)
+                echo(f"imap-bouncer: error: {err}", err=True)
                 failed = True
 
     out = sys.stdout
@@ -97,7 +109,7 @@ def analyze_command(paths: tuple[str, ...], as_json: bool, explain: bool,
     for text, error in ordered_map(render, inputs(), prepare=prepare_for_many):
         if error:
             out.flush()
-            click.echo(f"imap-bouncer: error: {error}", err=True)
+            echo(f"imap-bouncer: error: {error}", err=True)
             failed = True
         else:
             out.write(text)
@@ -121,9 +133,9 @@ def analyzed(item: Input, *, options: Options, as_json: bool, explain: bool) -> 
         record = {"source": item.source, **report.to_dict(explain)}
         if explain and report.kind == "unknown":
             record["unclaimed"] = why_unclaimed(raw)
-        return json.dumps(record, ensure_ascii=False) + "\n", ""
+        return json_safe(json.dumps(record, ensure_ascii=False)) + "\n", ""
     unclaimed = why_unclaimed(raw) if explain and report.kind == "unknown" else ()
-    return format_report(item.source, report, explain, unclaimed), ""
+    return safe(format_report(item.source, report, explain, unclaimed)), ""
 
 
 # What a recipient's row says first: is the address to be suppressed, or was it the message?
@@ -151,29 +163,33 @@ def format_report(source: str, report: Report, explain: bool,
                   unclaimed: Sequence[tuple[str, str]] = ()) -> str:
     """A readable block per message: what it is, then a row per recipient: the verdict, the
     reason and the codes in fixed columns, the address last (long ones wrap alone)."""
-    head = f"{source}: {report.kind}" + (f" ({report.analyzer})" if report.analyzer else "")
+    head = f"{shown(source)}: {report.kind}" + (f" ({report.analyzer})" if report.analyzer
+                                                  else "")
     if report.feedback_type:
-        head += f", feedback-type {report.feedback_type}" + (
-            f", user-agent {report.user_agent}" if report.user_agent else "")
+        head += f", feedback-type {shown(report.feedback_type)}" + (
+            f", user-agent {shown(report.user_agent)}" if report.user_agent else "")
     if report.autoreply_type:
         head += f", autoreply-type {report.autoreply_type}"
     lines = [head]
     if explain and report.evidence:
-        lines.append(f"  why: {report.evidence}")
-    lines.extend(f"    {name}: {note}" for name, note in unclaimed)
+        lines.append(f"  why: {shown(report.evidence)}")
+    lines.extend(f"    {name}: {shown(note)}" for name, note in unclaimed)
     for r in report.recipients:
         code = " ".join(x for x in (r.status, r.smtp_code) if x) or "-"
         lines.append(f"  {verdict(report.kind, r.action, r.permanent):<{VERDICT_WIDTH}}  "
                      f"{r.reason:<{REASON_WIDTH}}  {code:<{CODE_WIDTH}}  "
-                     f"{shown_address(r.address)}")
+                     f"{shown(shown_address(r.address))}")
         if explain:
             if r.diagnostic:
-                lines.append(f"      said: {r.diagnostic[:200]}")
-            lines.append(f"      why:  {r.evidence}")
+                lines.append(f"      said: {shown(r.diagnostic[:200])}")
+            lines.append(f"      why:  {shown(r.evidence)}")
     if not report.recipients and report.kind in ("bounce", "delay"):
         lines.append(f"  {NO_RECIPIENT}")
     for error in report.errors:
-        lines.append(f"  error: {error}")
+        lines.append(f"  error: {shown(error)}")
+    if report.partial:
+        lines.append("  partial: recipients may be missing (see the errors); "
+                     "the service files it in Error")
     return "\n".join(lines) + "\n"
 
 
@@ -189,7 +205,7 @@ mailbox_option = click.option(
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    click.echo(f"imap-bouncer: error: {message}", err=True)
+    echo(f"imap-bouncer: error: {message}", err=True)
     sys.exit(code)
 
 
@@ -291,10 +307,10 @@ def once_command(config_path: str | None, mailbox_names: tuple[str, ...], includ
             try:
                 summary = run_once(service, options)
             except (MailboxError, LedgerError, SettingsError) as err:
-                click.echo(f"imap-bouncer: error: {service.name}: {err}", err=True)
+                echo(f"imap-bouncer: error: {service.name}: {err}", err=True)
                 failed = True
                 continue
-            click.echo(format_summary(summary, dry_run))
+            echo(format_summary(summary, dry_run))
         if ledger is not None:
             expire_at_exit(ledger)
             deliver_at_exit(settings, ledger)
@@ -330,7 +346,7 @@ def deliver_at_exit(settings: Settings, ledger: Ledger) -> None:
         log().warning("outbox: not delivered now (%s); they stay in the outbox", err)
         return
     if report.attempted:
-        click.echo(f"notifications: {report}")
+        echo(f"notifications: {report}")
 
 
 def outbox_job(settings: Settings, ledger: Ledger) -> OutboxJob | None:
@@ -347,7 +363,7 @@ def run_once(service: MailboxService, options: PassOptions) -> PassSummary:
     show: Callable[[Outcome], None] | None = None
     if options.dry_run:
         def show(outcome: Outcome) -> None:
-            click.echo(format_outcome(outcome))
+            echo(format_outcome(outcome))
     with service.connected(create_folders=not options.dry_run) as mailbox, \
             progress_bar(f"{service.name}") as progress:
         return service.run_pass(mailbox, options, progress=progress, show=show)
@@ -377,13 +393,14 @@ def progress_bar(label: str):
 
 def format_outcome(outcome: Outcome) -> str:
     what = "already recorded" if outcome.only_moved else (outcome.kind or "not analyzed")
-    line = f"  UID {outcome.uid:<8} {what:<10} -> {outcome.folder:<10} {outcome.message_id}"
+    line = (f"  UID {outcome.uid:<8} {what:<10} -> {outcome.folder:<10} "
+            f"{shown(outcome.message_id)}")
     if outcome.report is not None:
         for r in outcome.report.recipients:
-            line += (f"\n      {shown_address(r.address)} {r.action} {r.status} {r.reason}"
-                     f"{' HARD' if r.permanent else ''}")
+            line += (f"\n      {shown(shown_address(r.address))} {r.action} {r.status} "
+                     f"{r.reason}{' HARD' if r.permanent else ''}")
     for error in outcome.errors:
-        line += f"\n      error: {error}"
+        line += f"\n      error: {shown(error)}"
     return line
 
 
@@ -404,7 +421,7 @@ def format_summary(summary: PassSummary, dry_run: bool) -> str:
                                                  sorted(summary.reviewed.items())))
     if summary.errors:
         lines.append(f"  {len(summary.errors)} message error(s):")
-        lines.extend(f"    {error}" for error in summary.errors[:50])
+        lines.extend(f"    {shown(error)}" for error in summary.errors[:50])
     return "\n".join(lines)
 
 
@@ -451,8 +468,8 @@ def check_command(config_path: str | None, mailbox_names: tuple[str, ...],
     from .settings import SettingsError
 
     settings = load(config_path)
-    click.echo(f"settings: ok ({settings.config_file or 'defaults and environment'})")
-    click.echo(f"bounces: {signed_bounces(settings)}")
+    echo(f"settings: ok ({settings.config_file or 'defaults and environment'})")
+    echo(f"bounces: {signed_bounces(settings)}")
     mailboxes = chosen_mailboxes(settings, mailbox_names)
     failed = False
     for service in services(settings, mailboxes, None):
@@ -460,31 +477,31 @@ def check_command(config_path: str | None, mailbox_names: tuple[str, ...],
         try:
             with service.connected(create_folders=False) as mailbox:
                 caps = mailbox.capabilities
-                click.echo(f"{s.name}: logged in to {s.host}:{mailbox.port} ({s.security}) "
-                           f"as {s.username}")
-                click.echo(f"  capabilities: MOVE {_yes(caps.move)}, UIDPLUS "
-                           f"{_yes(caps.uidplus)}, IDLE {_yes(caps.idle)}")
+                echo(f"{s.name}: logged in to {s.host}:{mailbox.port} ({s.security}) "
+                     f"as {s.username}")
+                echo(f"  capabilities: MOVE {_yes(caps.move)}, UIDPLUS "
+                     f"{_yes(caps.uidplus)}, IDLE {_yes(caps.idle)}")
                 try:
-                    click.echo(f"  moves with: {mailbox.move_method()}")
+                    echo(f"  moves with: {mailbox.move_method()}")
                 except CapabilityError as err:
-                    click.echo(f"{s.name}: error: {err}", err=True)
+                    echo(f"{s.name}: error: {err}", err=True)
                     failed = True
                 if mailbox.folder_exists(s.source_folder):
-                    click.echo(f"  folder {mailbox.folder(s.source_folder)}: ok")
+                    echo(f"  folder {mailbox.folder(s.source_folder)}: ok")
                 else:  # never created here: a typo would otherwise start an empty folder
-                    click.echo(f"{s.name}: error: the source folder "
-                               f"{mailbox.folder(s.source_folder)} does not exist", err=True)
+                    echo(f"{s.name}: error: the source folder "
+                         f"{mailbox.folder(s.source_folder)} does not exist", err=True)
                     failed = True
                 missing = mailbox.ensure_folders(service.target_folders, dry_run=True)
                 for name in service.target_folders:
                     full = mailbox.folder(name)
                     state = "missing" if full in missing else "ok"
-                    click.echo(f"  folder {full}: {state}")
+                    echo(f"  folder {full}: {state}")
                 if missing and not dry_run:
                     mailbox.ensure_folders(service.target_folders)
-                    click.echo(f"  created {', '.join(missing)}")
+                    echo(f"  created {', '.join(missing)}")
         except (MailboxError, SettingsError) as err:
-            click.echo(f"{s.name}: error: {err}", err=True)
+            echo(f"{s.name}: error: {err}", err=True)
             failed = True
     if not check_database(settings):
         failed = True
@@ -520,19 +537,19 @@ def check_database(settings: Settings) -> bool:
             db.close()
     except (models.SchemaError, peewee.PeeweeException) as err:
         lines = str(err).strip().splitlines()  # the driver's words never hold the password
-        click.echo(f"{where}: error: {type(err).__name__}: {lines[0] if lines else ''}",
-                   err=True)
+        echo(f"{where}: error: {type(err).__name__}: {lines[0] if lines else ''}",
+             err=True)
         return False
     if version > models.LATEST_VERSION:
-        click.echo(f"{where}: error: schema version {version} is newer than this "
-                   f"imap-bouncer knows ({models.LATEST_VERSION}): upgrade imap-bouncer",
-                   err=True)
+        echo(f"{where}: error: schema version {version} is newer than this "
+             f"imap-bouncer knows ({models.LATEST_VERSION}): upgrade imap-bouncer",
+             err=True)
         return False
     if version < models.LATEST_VERSION:
-        click.echo(f"{where}: ok (schema version {version}; `once`, `run` and `db upgrade` "
-                   f"bring it to {models.LATEST_VERSION})")
+        echo(f"{where}: ok (schema version {version}; `once`, `run` and `db upgrade` "
+             f"bring it to {models.LATEST_VERSION})")
     else:
-        click.echo(f"{where}: ok (schema version {version})")
+        echo(f"{where}: ok (schema version {version})")
     return True
 
 
@@ -559,7 +576,7 @@ def prepare_command(quiet: bool) -> None:
         fail(f"{count} patterns compiled, but none of these could be written: {places}")
     if not quiet:
         where = f"{added} new, written to {path}" if path else "all already stored"
-        click.echo(f"pattern store: {count} patterns ({where})")
+        echo(f"pattern store: {count} patterns ({where})")
 
 
 @main.command("ingest")
@@ -609,8 +626,8 @@ def ingest_command(config_path: str | None, source: str) -> None:
     what = (f"already recorded (message {done.recorded.id})" if not done.recorded.created
             else f"recorded {done.report.kind}, {len(done.report.recipients)} recipient(s) "
                  f"(message {done.recorded.id})")
-    click.echo(f"{settings.ingest.mailbox}: {done.report.message_id or '(no Message-ID)'}: "
-               f"{what}")
+    echo(f"{settings.ingest.mailbox}: {done.report.message_id or '(no Message-ID)'}: "
+         f"{what}")
 
 
 @main.command("reprocess")
@@ -657,10 +674,10 @@ def reprocess_command(config_path: str | None, mailbox_names: tuple[str, ...],
                         fail(f"{service.name}: no folder {mailbox.folder(target)}")
                     rows = service.reprocess(mailbox, target, dry_run=dry_run)
             except (MailboxError, LedgerError, SettingsError) as err:
-                click.echo(f"imap-bouncer: error: {service.name}: {err}", err=True)
+                echo(f"imap-bouncer: error: {service.name}: {err}", err=True)
                 failed = True
-            click.echo(format_reprocess(service.name, target, rows, dry_run,
-                                        service.settings.folders.processed))
+            echo(format_reprocess(service.name, target, rows, dry_run,
+                                  service.settings.folders.processed))
         if not dry_run:
             deliver_at_exit(settings, ledger)
     finally:
@@ -714,19 +731,21 @@ def when(value: datetime | None) -> str:
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
-    """Columns as wide as their widest cell; the last one unpadded."""
+    """Columns as wide as their widest cell; the last one unpadded. Cells come from mail:
+    each is shown with its controls and line feeds escaped."""
+    rows = [[shown(cell) for cell in row] for row in rows]
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows,
                                                                            strict=True)]
     lines = []
     for row in [headers, *rows]:
-        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)]
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
 
 def write_json_lines(records: list[dict[str, Any]]) -> None:
     for record in records:
-        click.echo(json.dumps(record, ensure_ascii=False))
+        echo_json(record)
 
 
 @contextmanager
@@ -765,12 +784,12 @@ def addresses_list_command(config_path: str | None, states: tuple[str, ...], lim
         write_json_lines([info.to_dict() for info in found])
         return
     if not found:
-        click.echo("no addresses" + (f" in state {', '.join(states)}" if states else ""))
+        echo("no addresses" + (f" in state {', '.join(states)}" if states else ""))
         return
-    click.echo(table(["ADDRESS", "STATE", "SOFT", "HARD", "REASON", "CHANGED", "UNTIL"],
-                     [[i.address, i.state, str(i.soft_count), str(i.hard_count),
-                       i.reason or "-", when(i.updated_at), when(i.suppressed_until)]
-                      for i in found]))
+    echo(table(["ADDRESS", "STATE", "SOFT", "HARD", "REASON", "CHANGED", "UNTIL"],
+               [[i.address, i.state, str(i.soft_count), str(i.hard_count),
+                 i.reason or "-", when(i.updated_at), when(i.suppressed_until)]
+                for i in found]))
 
 
 @addresses_group.command("show")
@@ -792,37 +811,37 @@ def addresses_show_command(config_path: str | None, address: str, limit: int,
         changes = ledger.transitions(clean)
         events = ledger.events(address=clean, limit=limit)
     if as_json:
-        click.echo(json.dumps({
+        echo_json({
             "address": clean, "recorded": info is not None,
             "state": info.to_dict() if info else {"address": clean, "state": "active",
                                                   "suppressed": False},
             "transitions": [t.to_dict() for t in changes],
-            "events": [e.to_dict() for e in events]}, ensure_ascii=False))
+            "events": [e.to_dict() for e in events]})
         return
     if info is None:
-        click.echo(f"{clean}: nothing recorded (active)")
+        echo(f"{clean}: nothing recorded (active)")
         return
-    click.echo(f"{clean}: {info.state}" + (" (suppressed)" if info.suppressed else "")
-               + (f", stored as {info.stored_state}, expired"
-                  if info.stored_state != info.state else ""))
-    click.echo(f"  reason:      {info.reason or '-'}" + (f"  note: {info.note}"
-                                                         if info.note else ""))
-    click.echo(f"  soft:        {info.soft_count} counted since {when(info.soft_since)}, "
-               f"last {when(info.last_soft_at)}")
-    click.echo(f"  permanent:   {info.hard_count} counted since {when(info.first_hard_at)}")
+    echo(f"{shown(clean)}: {info.state}" + (" (suppressed)" if info.suppressed else "")
+         + (f", stored as {info.stored_state}, expired"
+            if info.stored_state != info.state else ""))
+    echo(f"  reason:      {shown(info.reason or '-')}" + (f"  note: {shown(info.note)}"
+                                                   if info.note else ""))
+    echo(f"  soft:        {info.soft_count} counted since {when(info.soft_since)}, "
+         f"last {when(info.last_soft_at)}")
+    echo(f"  permanent:   {info.hard_count} counted since {when(info.first_hard_at)}")
     if info.suppressed_until:
-        click.echo(f"  until:       {when(info.suppressed_until)}")
-    click.echo(f"  last event:  {when(info.last_event_at)}   changed: {when(info.updated_at)}")
+        echo(f"  until:       {when(info.suppressed_until)}")
+    echo(f"  last event:  {when(info.last_event_at)}   changed: {when(info.updated_at)}")
     if changes:
-        click.echo("\nchanges:")
-        click.echo(table(["WHEN", "FROM", "TO", "CAUSE", "REASON", "BY", "NOTE"],
-                         [[when(t.created_at), t.from_state, t.to_state, t.cause,
-                           t.reason or "-", t.actor or "-", t.note or "-"] for t in changes]))
+        echo("\nchanges:")
+        echo(table(["WHEN", "FROM", "TO", "CAUSE", "REASON", "BY", "NOTE"],
+                   [[when(t.created_at), t.from_state, t.to_state, t.cause,
+                     t.reason or "-", t.actor or "-", t.note or "-"] for t in changes]))
     if events:
-        click.echo("\nevents (latest first):")
-        click.echo(table(["WHEN", "KIND", "ACTION", "STATUS", "REASON", "BOUNCE MESSAGE-ID"],
-                         [[when(e.created_at), e.kind, e.action, e.status or "-", e.reason,
-                           e.bounce_message_id or f"(id {e.message_pk})"] for e in events]))
+        echo("\nevents (latest first):")
+        echo(table(["WHEN", "KIND", "ACTION", "STATUS", "REASON", "BOUNCE MESSAGE-ID"],
+                   [[when(e.created_at), e.kind, e.action, e.status or "-", e.reason,
+                     e.bounce_message_id or f"(id {e.message_pk})"] for e in events]))
 
 
 def manual_command(action: str, summary: str) -> None:
@@ -843,8 +862,8 @@ def manual_command(action: str, summary: str) -> None:
                 change = ledger.manual_change(address, action, note, actor=actor)
             except PolicyError as err:
                 fail(f"{address}: {err}")
-        click.echo(f"{change.address}: {change.from_state} -> {change.to_state} ({action}, "
-                   f"transition {change.transition_id})")
+        echo(f"{shown(change.address)}: {change.from_state} -> {change.to_state} ({action}, "
+             f"transition {change.transition_id})")
 
 
 manual_command("reset", "Back to active, every count forgotten (from any state).")
@@ -894,7 +913,8 @@ def addresses_export_command(config_path: str | None, states: tuple[str, ...], f
         writer.writeheader()
         writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in records)
     if output is None:
-        click.echo(buffer.getvalue(), nl=False)
+        click.echo(json_safe(buffer.getvalue()) if form == "json" else buffer.getvalue(),
+                   nl=False)  # data, not prose: the addresses as stored
         return
     target = Path(output)
     temporary = target.with_name(f".{target.name}.tmp")
@@ -903,7 +923,7 @@ def addresses_export_command(config_path: str | None, states: tuple[str, ...], f
         temporary.replace(target)
     except OSError as err:
         fail(f"cannot write {output}: {err.strerror or err}")
-    click.echo(f"{len(records)} address(es) written to {output}", err=True)
+    echo(f"{len(records)} address(es) written to {output}", err=True)
 
 
 @main.command("events")
@@ -924,14 +944,14 @@ def events_command(config_path: str | None, since: datetime | None, address: str
         write_json_lines([e.to_dict() for e in found])
         return
     if not found:
-        click.echo("no events")
+        echo("no events")
         return
-    click.echo(table(["WHEN", "VERDICT", "REASON", "STATUS", "ADDRESS", "SENDER",
-                      "BOUNCE MESSAGE-ID"],
-                     [[when(e.created_at), verdict(e.kind, e.action, e.permanent), e.reason,
-                       " ".join(x for x in (e.status, e.smtp_code) if x) or "-",
-                       shown_address(e.address), e.sender_domain or "-",
-                       e.bounce_message_id or f"(id {e.message_pk})"] for e in found]))
+    echo(table(["WHEN", "VERDICT", "REASON", "STATUS", "ADDRESS", "SENDER",
+                "BOUNCE MESSAGE-ID"],
+               [[when(e.created_at), verdict(e.kind, e.action, e.permanent), e.reason,
+                 " ".join(x for x in (e.status, e.smtp_code) if x) or "-",
+                 shown_address(e.address), e.sender_domain or "-",
+                 e.bounce_message_id or f"(id {e.message_pk})"] for e in found]))
 
 
 @main.command("explain")
@@ -958,7 +978,7 @@ def explain_command(config_path: str | None, ident: str, as_json: bool) -> None:
                 analysis_now["unclaimed"] = unclaimed
             records.append({**message.to_dict(), "analysis_now": analysis_now})
         else:
-            click.echo(format_explanation(message, now, unclaimed))
+            echo(format_explanation(message, now, unclaimed))
     if as_json:
         write_json_lines(records)
 
@@ -968,39 +988,42 @@ def format_explanation(message: Explanation, now: Report | None,
     lines = [f"message {message.id}: {message.kind or 'not analyzed'}"
              + (f" by {message.analyzer}" if message.analyzer else "")
              + (f" (version {message.analyzer_version})" if message.analyzer_version else ""),
-             f"  Message-ID: {message.message_id or '-'}",
+             f"  Message-ID: {shown(message.message_id or '-')}",
              f"  mailbox {message.mailbox}, UIDVALIDITY {message.uidvalidity} UID {message.uid},"
              f" filed in {message.target_folder or '(none: piped in)'}, recorded "
              f"{when(message.processed_at)}"]
     if message.feedback_type:
-        lines.append(f"  feedback-type: {message.feedback_type}")
-    lines.extend(f"  error: {error}" for error in message.errors)
+        lines.append(f"  feedback-type: {shown(message.feedback_type)}")
+    lines.extend(f"  error: {shown(error)}" for error in message.errors)
     for e in message.events:
         code = " ".join(x for x in (e.status, e.smtp_code) if x) or "-"
         lines.append(f"  event {e.id}: {verdict(e.kind, e.action, e.permanent)}, {e.reason}, "
-                     f"{code}: {shown_address(e.address)}")
+                     f"{code}: {shown(shown_address(e.address))}")
         if e.diagnostic:
-            lines.append(f"      said: {e.diagnostic[:300]}")
-        lines.append(f"      why:  {e.evidence or '-'}")
+            lines.append(f"      said: {shown(e.diagnostic[:300])}")
+        lines.append(f"      why:  {shown(e.evidence or '-')}")
         if e.original_message_id:
-            lines.append(f"      original: {e.original_message_id} from "
-                         f"{e.original_from or '-'}")
+            lines.append(f"      original: {shown(e.original_message_id)} from "
+                         f"{shown(e.original_from or '-')}")
         if e.proof_note:
-            lines.append(f"      signed: {e.signed or 'no'}: {e.proof_note}")
+            lines.append(f"      signed: {e.signed or 'no'}: {shown(e.proof_note)}")
         if e.held:
-            lines.append(f"      no state change: {e.held}")
+            lines.append(f"      no state change: {shown(e.held)}")
     for t in message.transitions:
-        lines.append(f"  changed {t.address}: {t.from_state} -> {t.to_state} ({t.reason})")
+        lines.append(f"  changed {shown(t.address)}: {t.from_state} -> {t.to_state} "
+                     f"({shown(t.reason)})")
     if now is None:
         lines.append("  (the raw message is not stored: set database.store_raw to re-analyze)")
     else:
         lines.append(f"  analyzed again now: {now.kind}"
                      + (f" by {now.analyzer}" if now.analyzer else "")
-                     + (f": {now.evidence}" if now.evidence else ""))
-        lines.extend(f"      {name}: {note}" for name, note in unclaimed)
+                     + (f": {shown(now.evidence)}" if now.evidence else ""))
+        lines.extend(f"      {name}: {shown(note)}" for name, note in unclaimed)
         for r in now.recipients:
             lines.append(f"      {verdict(now.kind, r.action, r.permanent)}, {r.reason}, "
-                         f"{r.status or '-'}: {shown_address(r.address)}: {r.evidence}")
+                         f"{r.status or '-'}: {shown(shown_address(r.address))}: "
+                         f"{shown(r.evidence)}")
+        lines.extend(f"      error: {shown(error)}" for error in now.errors)
         if now.kind != message.kind or now.analyzer != message.analyzer:
             lines.append("      (differs from what was recorded: the analyzer or the settings "
                          "changed since)")
@@ -1041,7 +1064,7 @@ def verp_sign_command(config_path: str | None, date: datetime | None, address: s
 
     key, pattern = verp_key(config_path, need_address=True)
     try:
-        click.echo(sign(address, key, pattern, verp_day(date)))
+        echo(sign(address, key, pattern, verp_day(date)))
     except VerpError as err:
         fail(str(err), EXIT_SETTINGS)
 
@@ -1065,8 +1088,8 @@ def verp_id_command(config_path: str | None, date: datetime | None, sender: str,
     bare = parseaddr(sender)[1]
     if "@" not in bare or not message_id.strip():
         fail("--from needs an address and --message-id a Message-ID", EXIT_SETTINGS)
-    click.echo(f"{ID_HEADER}: "
-               f"{correlation_id(key, bare, message_id, recipient, verp_day(date))}")
+    echo(f"{ID_HEADER}: "
+         f"{correlation_id(key, bare, message_id, recipient, verp_day(date))}")
 
 
 @main.group("db")
@@ -1082,8 +1105,8 @@ def db_upgrade_command(config_path: str | None) -> None:
 
     settings = load(config_path)
     ledger = open_ledger(settings, upgrade=True)
-    click.echo(f"database {settings.database.redacted_url}: schema version "
-               f"{schema_version(ledger.db)}")
+    echo(f"database {settings.database.redacted_url}: schema version "
+         f"{schema_version(ledger.db)}")
     ledger.close()
 
 
@@ -1119,17 +1142,17 @@ def outbox_group(ctx: click.Context, config_path: str | None, statuses: tuple[st
         ledger.close()
     if as_json:
         for item in items:
-            click.echo(json.dumps(item.to_dict(), ensure_ascii=False))
+            echo_json(item.to_dict())
         return
     if not items:
-        click.echo("the outbox holds no such notification")
+        echo("the outbox holds no such notification")
         return
     rows = [[str(item.id), item.status, item.event_type, str(item.attempts),
              when(item.next_attempt_at) if item.status == "pending" else
              when(item.delivered_at) if item.status == "delivered" else "-",
              _outbox_target(item), item.last_error[:80]] for item in items]
-    click.echo(table(["ID", "STATUS", "TYPE", "ATTEMPTS", "NEXT/DONE", "TARGET", "LAST ERROR"],
-                     rows))
+    echo(table(["ID", "STATUS", "TYPE", "ATTEMPTS", "NEXT/DONE", "TARGET", "LAST ERROR"],
+               rows))
 
 
 def _outbox_target(item: Any) -> str:
@@ -1158,8 +1181,8 @@ def outbox_retry_command(ctx: click.Context, ids: tuple[int, ...], all_failed: b
         fail(f"database {settings.database.redacted_url}: {err}")
     finally:
         ledger.close()
-    click.echo(f"{count} notification(s) queued for delivery"
-               + ("" if count or not ids else " (delivered ones are not sent again)"))
+    echo(f"{count} notification(s) queued for delivery"
+         + ("" if count or not ids else " (delivered ones are not sent again)"))
 
 
 @outbox_group.command("deliver")
@@ -1174,7 +1197,7 @@ def outbox_deliver_command(ctx: click.Context, config_path: str | None) -> None:
     settings = load(config_path or ctx.obj.get("config_path"))
     senders = handlers.senders(settings)
     if not senders:
-        click.echo("nothing is configured to deliver notifications with ([[webhooks]])")
+        echo("nothing is configured to deliver notifications with ([[webhooks]])")
         return
     ledger = open_ledger(settings)
     try:
@@ -1183,7 +1206,7 @@ def outbox_deliver_command(ctx: click.Context, config_path: str | None) -> None:
         fail(f"database {settings.database.redacted_url}: {err}")
     finally:
         ledger.close()
-    click.echo(f"outbox: {report}")
+    echo(f"outbox: {report}")
     if report.retrying or report.failed:
         sys.exit(EXIT_FAILED)
 
