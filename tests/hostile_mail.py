@@ -162,7 +162,9 @@ def controls_everywhere() -> bytes:
               b"Action: failed\r\nStatus: 5.1.1\r\n"
               b"Remote-MTA: dns; mx\x1b]0;t\x07.example.com\r\n"
               b"Diagnostic-Code: smtp; 550 " + encoded + b" " + CONTROLS.replace(b"\r\n", b" ")
-              + b"\r\n")
+              + b"\r\n\r\n" +
+              recipient_group(b"clean@example.com", diagnostic=b"smtp; 550 5.1.1 " + encoded +
+                              b" \x1b[31mno such user\x07\x08\x00\x7f\xc2\x9b"))
     original = (b"From: " + encoded + b" <sender@example.org>\r\nTo: someone@example.com\r\n"
                 b"Subject: \x1b[5m" + encoded + b"\r\nMessage-ID: <\x1b[2Jm@example.org>\r\n"
                 b"List-Id: \x07list\r\n\r\nhi\r\n")

@@ -72,7 +72,10 @@ def analyze(raw: bytes, options: Options | None = None) -> Report:
     """Analyze one raw message. Never raises: the worst case is kind `unknown` with errors."""
     options = options or Options()
     try:
-        return _analyze(raw, options)
+        report = _analyze(raw, options)
+        if b"\x00" in raw:
+            _replace_nul(report)
+        return report
     except Exception as err:  # a bug in an analyzer must not lose the message
         return Report(kind=Kind.UNKNOWN, analyzer="", evidence="analysis failed",
                       errors=[f"analysis failed: {type(err).__name__}: {err}"])
@@ -131,7 +134,7 @@ def _analyze(raw: bytes, options: Options) -> Report:
             break
     errors.extend(dict.fromkeys(message.all_errors))
     report = Report(errors=errors, message_id=message.get("message-id").strip())
-    report.original = _original(message, findings, options)
+    report.original = _original(message, findings, options, report.errors)
     if findings is None:
         report.evidence = "no analyzer recognised the message"
         return report
@@ -156,6 +159,20 @@ def _analyze(raw: bytes, options: Options) -> Report:
 MAX_ADDRESS_LENGTH = 254
 # C0 controls, DEL and C1 controls: no mailbox has them; a terminal acts on them.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _replace_nul(report: Report) -> None:
+    """NUL characters the message held become U+FFFD in every text of the report: no text
+    means anything by a NUL, and PostgreSQL refuses to store one (the whole batch with it)."""
+    for item in (report, report.original, *report.recipients):
+        for name in item.__slots__:
+            value = getattr(item, name)
+            if isinstance(value, str) and "\x00" in value:
+                setattr(item, name, value.replace("\x00", "\ufffd"))
+    report.errors = [error.replace("\x00", "\ufffd") for error in report.errors]
+    report.original.signed_addresses = [
+        (where, address.replace("\x00", "\ufffd"))
+        for where, address in report.original.signed_addresses]
 
 
 def _recipients(findings: Findings, original: Original, message_ids: Sequence[str] = (),
@@ -243,7 +260,8 @@ def _kind(claimed: Kind, recipients: list[Recipient]) -> Kind:
     return Kind.DELIVERED if claimed is Kind.DELIVERED else claimed
 
 
-def _original(message: Part, findings: Findings | None, options: Options) -> Original:
+def _original(message: Part, findings: Findings | None, options: Options,
+              errors: list[str]) -> Original:
     headers = findings.original_headers if findings and findings.original_headers else []
     values: dict[str, str] = dict(reversed(headers))  # each header's first value
     envelope = ""
@@ -253,11 +271,11 @@ def _original(message: Part, findings: Findings | None, options: Options) -> Ori
             break
     original = Original(
         message_id=values.get("message-id", "").strip()[:_MAX_PROOF_TEXT],
-        from_=decode_words(values.get("from", "")).strip(),
-        to=decode_words(values.get("to", "")).strip(),
-        subject=decode_words(values.get("subject", "")).strip(),
+        from_=decode_words(values.get("from", ""), errors).strip(),
+        to=decode_words(values.get("to", ""), errors).strip(),
+        subject=decode_words(values.get("subject", ""), errors).strip(),
         date=values.get("date", "").strip(),
-        list_id=decode_words(values.get("list-id", "")).strip(),
+        list_id=decode_words(values.get("list-id", ""), errors).strip(),
         envelope_recipient=envelope,
         automatic=_automatic(values),
         signed_addresses=_signed_addresses(message, values),
