@@ -56,7 +56,7 @@ def many_recipients(count: int) -> bytes:
 
 def many_parts(count: int) -> bytes:
     """A multipart/mixed of `count` tiny parts (about 36 bytes each: 700,000 fill 25 MB)."""
-    body = b"--p\r\n\r\nx\r\n" * count
+    body = b"--p\r\nContent-Type: text/plain\r\n\r\nx\r\n" * count
     return (HEAD + b'Content-Type: multipart/mixed; boundary="p"\r\n\r\n' + body +
             b"--p--\r\n")
 
