@@ -54,6 +54,16 @@ def many_recipients(count: int) -> bytes:
     return report(groups)
 
 
+def many_recipients_named_in_the_notice(count: int) -> bytes:
+    """`count` recipient groups without a Diagnostic-Code, each address also on a line of the
+    notice: the notice is searched for each recipient's words."""
+    groups = b"\r\n".join(b"Final-Recipient: rfc822; " + recipient_address(i).encode() +
+                           b"\r\nAction: failed\r\nStatus: 5.0.0\r\n" for i in range(count))
+    notice = b"".join(b"<" + recipient_address(i).encode() + b">: host mx.example.com said: "
+                      b"550 no\r\n" for i in range(count))
+    return report(groups, notice=notice)
+
+
 def many_parts(count: int) -> bytes:
     """A multipart/mixed of `count` tiny parts (about 36 bytes each: 700,000 fill 25 MB)."""
     body = b"--p\r\nContent-Type: text/plain\r\n\r\nx\r\n" * count
@@ -196,6 +206,8 @@ SHAPES: dict[str, Callable[[], bytes]] = {
     "500,000 encoded words in original From": lambda: encoded_words_from(500_000),
     "100,000 recipients": lambda: many_recipients(100_000),
     "200,000 recipients": lambda: many_recipients(200_000),
+    "100,000 recipients named in the notice": lambda: many_recipients_named_in_the_notice(
+        100_000),
     "100,000-character address": lambda: long_address(100_000),
     "24 MB of zero bytes": lambda: zero_bytes(24_000_000),
     "100,000 bad-charset parts": lambda: bad_charsets(100_000),

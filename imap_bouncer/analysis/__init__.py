@@ -15,7 +15,7 @@ from . import arf, dsn, formats, origin, phrases, plaintext, reasons, unclaimed
 from . import lazy_re as re
 from .addresses import normalize_address
 from .findings import Failure, Findings
-from .message import MAX_RECIPIENTS, Part, decode_words, parse_message
+from .message import MAX_NOTICE_SEARCHES, MAX_RECIPIENTS, Part, decode_words, parse_message
 
 ANALYZER_VERSION = "4"  # raised when verdicts change, so `reprocess` can tell old ones
 
@@ -145,8 +145,10 @@ def _analyze(raw: bytes, options: Options) -> Report:
     report.feedback_type = findings.feedback_type
     report.user_agent = findings.user_agent
     report.autoreply_type = findings.autoreply_type
+    errors.extend(findings.notes)
     cuts = list(findings.cuts)
-    report.recipients = _recipients(findings, report.original, (report.message_id,), cuts)
+    report.recipients = _recipients(findings, report.original, (report.message_id,), cuts,
+                                    report.errors)
     report.kind = _kind(findings.kind, report.recipients)
     if cuts:
         report.partial = True
@@ -174,9 +176,12 @@ def _replace_nul(report: Report) -> None:
 
 
 def _recipients(findings: Findings, original: Original, message_ids: Sequence[str] = (),
-                cuts: list[str] | None = None) -> list[Recipient]:
-    """The report's recipients, classified; what could not be taken is noted in `cuts`."""
+                cuts: list[str] | None = None,
+                notes: list[str] | None = None) -> list[Recipient]:
+    """The report's recipients, classified. What could not be taken (a recipient lost) is
+    noted in `cuts`, what was not done in full (no recipient lost) in `notes`."""
     cuts = [] if cuts is None else cuts
+    notes = [] if notes is None else notes
     recipients: list[Recipient] = []
     seen: dict[tuple[str, Action], Recipient] = {}
     # A Message-ID on a line of its own looks like an address in angle brackets; the report's
@@ -199,11 +204,17 @@ def _recipients(findings: Findings, original: Original, message_ids: Sequence[st
             failures = [Failure(address="", action=action)]
         failures = [f if f.address else replace(f, address=original.verp_recipient)
                     for f in failures]
-    for failure in failures:
+    notice = findings.notice
+    if notice and len(failures) > MAX_NOTICE_SEARCHES:
+        notes.append(f"{len(failures)} recipients: the notice read for the first "
+                     f"{MAX_NOTICE_SEARCHES} only, the others from their own fields")
+    for index, failure in enumerate(failures):
+        if index == MAX_NOTICE_SEARCHES:
+            notice = ""
         diagnostic = " ".join(failure.diagnostic.split())
         verdict = reasons.classify(
             status=failure.status, smtp_code=failure.smtp_code, diagnostic=diagnostic,
-            hint=failure.reason_hint, action=failure.action, notice=findings.notice,
+            hint=failure.reason_hint, action=failure.action, notice=notice,
             command=failure.command, address=failure.address,
         )
         smtp_code = failure.smtp_code or reasons.reply_code_in(diagnostic, failure.action)

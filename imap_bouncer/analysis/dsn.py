@@ -13,13 +13,15 @@ recipient, or the session transcript. Those are taken as the diagnostic.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import fields, replace
+from itertools import accumulate
 
 from ..report import Action
 from . import lazy_re as re
 from .addresses import normalize_address
 from .findings import Failure, Findings, kind_of
-from .message import MAX_RECIPIENTS, Part, parse_field_groups
+from .message import MAX_NOTICE_SEARCHES, MAX_RECIPIENTS, Part, parse_field_groups
 from .origin import from_mail_system, machine_sent, passed_on_by_person
 from .text import ORIGINAL_MARKERS, notice_text, original_headers, split_at_original
 
@@ -118,9 +120,10 @@ def _analyze(message: Part) -> Findings | None:
     part = status_part(message)
     if part is not None and part.cut:
         cuts.append("the status part was cut: recipients after the cut not read")
-    _enrich(failures, notice)
+    notes = _enrich(failures, notice)
     return Findings(
         cuts=cuts,
+        notes=notes,
         kind=kind_of(failures),
         analyzer="dsn",
         evidence=f"{evidence} with {len(failures)} recipient group(s)",
@@ -172,7 +175,8 @@ def _prose_after_fields(fields: str) -> bool:
 
 
 def _failures(text: str) -> list[Failure]:
-    groups = parse_field_groups(text)
+    # Blocks enough for the cap and one more (a per-message group, a stray blank line).
+    groups = parse_field_groups(text, MAX_RECIPIENTS + 8)
     # Reports that put the recipient fields in the first (per-message) group too.
     if groups and any(name in ("final-recipient", "original-recipient") for name, _ in groups[0]):
         groups = [*groups, groups[0]]
@@ -237,36 +241,69 @@ def _refined_status(status: str, diagnostic: str) -> str:
     return precise
 
 
-def _enrich(failures: list[Failure], notice: str) -> None:
-    """Recipients without the server's words: take them from the human-readable notice."""
+def _enrich(failures: list[Failure], notice: str) -> list[str]:
+    """Recipients without the server's words: take them from the human-readable notice.
+    Returns a note when more recipients lack words than are looked for."""
     if not notice or all(f.diagnostic for f in failures):
-        return
+        return []
     notice, _ = split_at_original(notice)
     transcript = _TRANSCRIPT.search(notice)
     single = len({f.address for f in failures}) == 1
-    for failure in failures:
-        if failure.diagnostic or not failure.address:
-            continue
-        words = notice_words(notice, failure.address)
+    wanting = [f for f in failures if not f.diagnostic and f.address]
+    notes = []
+    if len(wanting) > MAX_NOTICE_SEARCHES:
+        notes.append(f"{len(wanting)} recipients without the server's words: the notice "
+                     f"searched for the first {MAX_NOTICE_SEARCHES} only")
+        del wanting[MAX_NOTICE_SEARCHES:]
+    lines = _NoticeLines(notice)
+    for failure in wanting:
+        words = notice_words(lines, failure.address)
         if single and transcript:
             words = " ".join(transcript.group(1).split())
         if words:
             failure.diagnostic = words
             failure.status = _refined_status(failure.status, words)
+    return notes
 
 
-def notice_words(notice: str, address: str) -> str:
+class _NoticeLines:
+    """A notice split into lines once, for the look-ups of many recipients: which lines name
+    an address is found by one search of the lower-cased text, not a test per line."""
+
+    def __init__(self, notice: str) -> None:
+        self.lines = notice.split("\n")
+        self.lowered = notice.lower()
+        self.starts = list(accumulate((len(line) + 1 for line in self.lines[:-1]), initial=0))
+        # Lower-casing changes the length of a few characters ("İ"): offsets then differ.
+        self.exact = len(self.lowered) == len(notice)
+
+    def naming(self, lowered: str) -> list[int]:
+        """The indexes of the lines that hold `lowered` (any case), in order."""
+        if not self.exact:
+            return [i for i, line in enumerate(self.lines) if lowered in line.lower()]
+        found: list[int] = []
+        position = 0
+        while (at := self.lowered.find(lowered, position)) >= 0:
+            index = bisect_right(self.starts, at) - 1
+            found.append(index)
+            position = (self.starts[index + 1] if index + 1 < len(self.starts)
+                        else len(self.lowered))
+        return found
+
+
+def notice_words(notice: _NoticeLines, address: str) -> str:
     """What a notice says about one recipient: the lines that name it and their continuation.
 
     The address itself and list markers are dropped, so "<a@b>: host x said: 550 ..." gives
     "host x said: 550 ..."; a line that only names the address contributes what follows it.
     """
-    lines = notice.split("\n")
+    lines = notice.lines
     lowered = address.lower()
     pieces: list[str] = []
     used: set[int] = set()
-    for index, line in enumerate(lines):
-        if index in used or lowered not in line.lower():
+    for index in notice.naming(lowered):
+        line = lines[index]
+        if index in used:
             continue
         rest = _without_mentions(line, address).strip(" \t<>:;,.*-\"'()[]")
         if rest:

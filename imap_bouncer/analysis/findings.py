@@ -48,6 +48,8 @@ class Findings:
     # What the analyzer could not read of the recipients (a status part cut short): the
     # report is partial, and says so in its errors.
     cuts: list[str] = field(default_factory=list)
+    # What the analyzer did not do in full that loses no recipient (words not looked for).
+    notes: list[str] = field(default_factory=list)
 
 
 def kind_of(failures: list[Failure]) -> Kind:

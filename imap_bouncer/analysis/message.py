@@ -40,6 +40,10 @@ MAX_ENCODED_WORDS = 200
 # Recipients read from one report. 100,000 fill some 10 MB of status fields and take about
 # 2 s to classify; past them a report is partial (its errors say so, and it is filed in Error).
 MAX_RECIPIENTS = 100_000
+# Recipients whose words are looked for in the notice (each look searches the whole notice,
+# up to 512 KB): 100,000 recipients each named in a long notice took minutes. The others are
+# classified from their own fields.
+MAX_NOTICE_SEARCHES = 1000
 # MIME parts read per message, all levels together: a report needs a handful, and every part
 # costs memory and a look from each analyzer. Parts past this many are not read, and the
 # message's errors say so.
@@ -580,14 +584,19 @@ def parse_message(raw: bytes) -> Part:
     return Part(normalize_newlines(raw).lstrip(b"\n"))
 
 
-def parse_field_groups(text: str) -> list[list[tuple[str, str]]]:
+def parse_field_groups(text: str, most: int = 0) -> list[list[tuple[str, str]]]:
     """`message/delivery-status` text -> groups of (lower name, value) fields.
 
     Groups are separated by blank lines (RFC 3464 section 2.1); lines that are not fields are
-    skipped, so indented or slightly broken reports still read.
+    skipped, so indented or slightly broken reports still read. With `most`, the text is
+    split into at most that many blocks and one more (so a caller can tell there were more):
+    the rest is not parsed.
     """
     groups: list[list[tuple[str, str]]] = []
-    for block in re.split(r"\n[ \t]*\n", text.replace("\r", "")):
+    blocks = re.split(_BLANK_LINE, text.replace("\r", ""), maxsplit=most)
+    if most and len(blocks) > most:
+        blocks[-1] = re.split(_BLANK_LINE, blocks[-1], maxsplit=1)[0]
+    for block in blocks:
         block = block.strip("\n")
         if block[:1] in (" ", "\t"):  # an indented report: fields start at its margin
             block = textwrap.dedent(block)
@@ -595,6 +604,9 @@ def parse_field_groups(text: str) -> list[list[tuple[str, str]]]:
         if fields:
             groups.append(fields)
     return groups
+
+
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
 def header_block_of(text: str) -> list[tuple[str, str]]:
