@@ -957,7 +957,10 @@ class Ledger:
                   _event_query().where(Event.message == row.id).order_by(Event.id).objects()]
         transitions = []
         if events:
-            query = (Transition.select().where(Transition.event.in_([e.id for e in events]))
+            # A subquery, not a list of ids: a bounce of 100,000 recipients has as many events,
+            # more than PostgreSQL's 65,535 parameters of one query.
+            of_message = Event.select(Event.id).where(Event.message == row.id)
+            query = (Transition.select().where(Transition.event.in_(of_message))
                      .order_by(Transition.id))
             transitions = [_transition_view(t) for t in query]
         raw = None if row.raw is None else bytes(row.raw)

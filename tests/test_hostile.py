@@ -107,6 +107,9 @@ def test_nul_characters_never_reach_the_report() -> None:
     text = json.dumps(report.to_dict(explain=True), ensure_ascii=False)
     assert "\x00" not in text and "\\u0000" not in text
     assert "\ufffd" in report.recipients[0].diagnostic
+    encoded_only = analyzed(hostile_mail.controls_everywhere().replace(b"\x00", b""))
+    assert "\x00" not in json.dumps(encoded_only.to_dict(explain=True), ensure_ascii=False)
+    assert "\ufffd" in encoded_only.original.from_  # =00 in an encoded word
 
 
 def test_an_address_with_control_characters_is_refused_the_others_kept() -> None:
@@ -288,3 +291,41 @@ def test_commands_reading_the_database_print_no_raw_control(hostile_config: Path
     assert not RAW_CONTROL.search(result.stdout), result.stdout
     if args[0] != "addresses" or args[1] == "list":
         assert "\\x1b" in result.stdout  # shown, escaped
+
+
+# -- through the service: a real Dovecot, both databases -----------------------------------
+
+@pytest.mark.dovecot
+def test_the_service_files_partial_reports_in_error_and_records_what_was_read(
+        imap_server, test_db) -> None:
+    """A message with 100,005 recipients, one with a 100,000-character address and one of
+    700,000-part width go to Error with their notes; the full 100,000-recipient one and the
+    controls one's clean recipient are recorded (nothing lost, nothing stored raw)."""
+    from service_support import append, counts, imap_settings
+
+    from imap_bouncer.service import MailboxService
+
+    messages = [hostile_mail.many_recipients(mime.MAX_RECIPIENTS + 5),
+                hostile_mail.long_address(100_000),
+                hostile_mail.many_parts(50_000),
+                hostile_mail.controls_everywhere(),
+                hostile_mail.many_recipients(3)]
+    append(imap_server, [raw.replace(b"<hostile@", b"<hostile-%d@" % i)
+                         for i, raw in enumerate(messages)])
+    ledger = Ledger.open(test_db.url)
+    try:
+        service = MailboxService(imap_settings(imap_server), ledger)
+        with service.connected() as mailbox:
+            service.run_pass(mailbox)
+        assert counts(imap_server, ("INBOX", "Error", "Processed", "Unknown")) == {
+            "INBOX": 0, "Error": 4, "Processed": 1, "Unknown": 0}
+        [capped] = ledger.explain("<hostile-0@mx.example.net>")
+        assert capped.target_folder == "Error" and len(capped.events) == mime.MAX_RECIPIENTS
+        assert any("more than 100000 recipients" in e for e in capped.errors)
+        [refused] = ledger.explain("<hostile-1@mx.example.net>")
+        assert refused.events == () and any("refused" in e for e in refused.errors)
+        [controls] = ledger.explain("<hostile-3@mx.example.net>")
+        assert [e.address for e in controls.events] == ["clean@example.com"]
+        assert not any(RAW_CONTROL.search(e.address) for e in controls.events)
+    finally:
+        ledger.close()

@@ -8,7 +8,7 @@ recipient's reason, so every format is judged by the same rules.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from ..report import Action, Kind, Original, Recipient, Report
 from . import arf, dsn, formats, origin, phrases, plaintext, reasons, unclaimed
@@ -73,8 +73,7 @@ def analyze(raw: bytes, options: Options | None = None) -> Report:
     options = options or Options()
     try:
         report = _analyze(raw, options)
-        if b"\x00" in raw:
-            _replace_nul(report)
+        _replace_nul(report)  # raw NUL bytes, and encoded ones (=00 in an encoded word, QP)
         return report
     except Exception as err:  # a bug in an analyzer must not lose the message
         return Report(kind=Kind.UNKNOWN, analyzer="", evidence="analysis failed",
@@ -161,13 +160,17 @@ def _analyze(raw: bytes, options: Options) -> Report:
 MAX_ADDRESS_LENGTH = 254
 
 
+_TEXT_SLOTS = {kind: tuple(f.name for f in fields(kind) if f.type in ("str", str))
+               for kind in (Report, Original, Recipient)}
+
+
 def _replace_nul(report: Report) -> None:
     """NUL characters the message held become U+FFFD in every text of the report: no text
     means anything by a NUL, and PostgreSQL refuses to store one (the whole batch with it)."""
     for item in (report, report.original, *report.recipients):
-        for name in item.__slots__:
+        for name in _TEXT_SLOTS[type(item)]:
             value = getattr(item, name)
-            if isinstance(value, str) and "\x00" in value:
+            if "\x00" in value:
                 setattr(item, name, value.replace("\x00", "\ufffd"))
     report.errors = [error.replace("\x00", "\ufffd") for error in report.errors]
     report.original.signed_addresses = [
