@@ -16,8 +16,9 @@ from __future__ import annotations
 # C0 controls, DEL and C1 controls (CSI U+009B is ESC [ to terminals that read 8-bit C1).
 _CONTROLS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
 # Unicode format characters that reorder or hide text: bidirectional embeddings, overrides
-# and isolates, marks, the line and paragraph separators, zero-width characters and BOM.
-_INVISIBLE = [0x061C, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, *range(0x202A, 0x202F),
+# and isolates, marks, the line and paragraph separators, the zero-width space and BOM. The
+# zero-width (non-)joiners stay: Persian, Indic scripts and emoji need them.
+_INVISIBLE = [0x061C, 0x200B, 0x200E, 0x200F, *range(0x202A, 0x202F),
               *range(0x2066, 0x206A), 0x2028, 0x2029, 0xFEFF]
 
 
