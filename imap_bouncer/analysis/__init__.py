@@ -160,14 +160,16 @@ def _analyze(raw: bytes, options: Options) -> Report:
 MAX_ADDRESS_LENGTH = 254
 
 
-_TEXT_SLOTS = {kind: tuple(f.name for f in fields(kind) if f.type in ("str", str))
-               for kind in (Report, Original, Recipient)}
+_TEXT_SLOTS: dict[type, tuple[str, ...]] = {
+    kind: tuple(f.name for f in fields(kind) if f.type in ("str", str))
+    for kind in (Report, Original, Recipient)}
 
 
 def _replace_nul(report: Report) -> None:
     """NUL characters the message held become U+FFFD in every text of the report: no text
     means anything by a NUL, and PostgreSQL refuses to store one (the whole batch with it)."""
-    for item in (report, report.original, *report.recipients):
+    items: tuple[object, ...] = (report, report.original, *report.recipients)
+    for item in items:
         for name in _TEXT_SLOTS[type(item)]:
             value = getattr(item, name)
             if "\x00" in value:
