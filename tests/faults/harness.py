@@ -18,14 +18,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import random
 import re
 import signal
 import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -386,6 +385,7 @@ class Row:
     orphans: int = 0
     notes: list[str] = field(default_factory=list)
     tally: Tally | None = None  # the invariants' last look, for the tests' assertions
+    silent_cuts: int = 0  # recipients dropped with no error recorded (content rows)
 
     def add(self, tally: Tally) -> None:
         self.tally = tally
@@ -421,12 +421,6 @@ def table(rows_: Iterable[Row]) -> str:
     out += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) for line in lines]
     notes = [f"  {row.kind}: {'; '.join(row.notes)}" for row in rows_ if row.notes]
     return "\n".join(out + (["notes:", *notes] if notes else []))
-
-
-def random_points(seed: int, count: int, low: float, high: float) -> Iterator[float]:
-    chooser = random.Random(seed)
-    for _ in range(count):
-        yield chooser.uniform(low, high)
 
 
 def fill(account: dovecot.Account, count: int, start: int = 0) -> None:

@@ -95,3 +95,9 @@ def shapes(scale: float = 1.0) -> list[tuple[str, bytes]]:
         (f"{n(10_000)} recipients", lambda i: many_recipients(i, n(10_000))),
     ]
     return [(name, make(index)) for index, (name, make) in enumerate(makers)]
+
+
+def recipients(name: str) -> int | None:
+    """How many failed recipients the shape of this name names (None: not that shape)."""
+    count, _, rest = name.partition(" ")
+    return int(count) if rest == "recipients" else None

@@ -34,13 +34,12 @@ from harness import (
     backlog,
     check,
     fill,
-    random_points,
     run_command,
     settings,
     wait_filed,
 )
 from proxy import Proxy
-from service_support import FOLDERS, append, client, counts, log_count, wait_for
+from service_support import FOLDERS, append, client, counts, log_count, rows, wait_for
 
 IDLE_LINE = "waiting for new mail (IDLE)"
 STOP_TIMEOUT = 30.0
@@ -315,19 +314,33 @@ def sqlite_locked(bench: Bench, total: int, seconds: float = 12.0) -> Row:
 # -- the process ------------------------------------------------------------------------------
 
 
-def sigkill_rounds(bench: Bench, total: int, rounds: int = 20, latest: float = 2.5,
-                   grace: float = 1.0) -> Row:
-    """`once` over one backlog, SIGKILLed (the command alone, as the OOM killer or a crash
-    would) at a random moment of each round; then a clean once. Orphans: processes of the
-    killed command's tree still alive `grace` s after it died."""
+def sigkill_rounds(bench: Bench, total: int, rounds: int = 20, grace: float = 1.0) -> Row:
+    """`once` over a backlog of `total` messages, SIGKILLed (the command alone, as the OOM
+    killer or a crash would) at a random moment of each round: every other round during
+    start-up (before or while it logs in and starts its worker), the others at a random
+    moment of its pass; then a clean once. Before each round the backlog is topped up to
+    half its size with new messages, so that every round has work to be killed in. Orphans:
+    processes of the killed command's tree still alive `grace` s after it died."""
     row = Row(f"SIGKILL x{rounds}")
     fill(bench.account, total)
+    sent = total
     config = bench.settings(batch_size=20)
+    chooser = random.Random(bench.seed)
     orphans = 0
-    for index, delay in enumerate(random_points(bench.seed, rounds, 0.2, latest)):
-        watched = Watched(["once", "-c", str(config)], bench.workdir,
-                          bench.path(f"kill-{index}.log"))
-        time.sleep(delay)
+    for index in range(rounds):
+        waiting = counts(bench.account, ["INBOX"])["INBOX"]
+        if waiting < total // 2:
+            fill(bench.account, total // 2 - waiting, start=sent)
+            sent += total // 2 - waiting
+        log = bench.path(f"kill-{index}.log")
+        watched = Watched(["once", "-c", str(config)], bench.workdir, log)
+        if index % 2:
+            with contextlib.suppress(AssertionError):
+                wait_for(lambda log=log, watched=watched: log_count(log, "to process in") or
+                         watched.process.poll() is not None, 30, "the pass", interval=0.01)
+            time.sleep(chooser.uniform(0.0, 0.6))
+        else:
+            time.sleep(chooser.uniform(0.05, 1.2))
         if watched.process.poll() is None:
             found = watched.sigkill(grace=grace)
             orphans += len(found)
@@ -337,9 +350,9 @@ def sigkill_rounds(bench: Bench, total: int, rounds: int = 20, latest: float = 2
         row.watched(watched)
     row.orphans = orphans
     left = counts(bench.account, ["INBOX"])["INBOX"]
-    row.notes.append(f"{left} of {total} still in INBOX after the rounds")
+    row.notes.append(f"{left} of {sent} still in INBOX after the rounds")
     clean_once(bench, config, row)
-    return finish(bench, row, total)
+    return finish(bench, row, sent)
 
 
 # -- the mailbox ------------------------------------------------------------------------------
@@ -477,7 +490,32 @@ def hostile_content(bench: Bench, scale: float = 1.0) -> Row:
     slowest = max(range(len(times)), key=times.__getitem__)
     row.notes.append(f"slowest: {shapes[slowest][0]} {times[slowest]:.2f} s")
     names = [name for name, _raw in shapes]
-    return finish(bench, row, len(raws), group=lambda n: names[n])
+    finish(bench, row, len(raws), group=lambda n: names[n])
+    _silent_cuts(bench, row, shapes)
+    return row
+
+
+def _silent_cuts(bench: Bench, row: Row, shapes: list[tuple[str, bytes]]) -> None:
+    """A message naming N failed recipients must give N events, or say in its errors why
+    not (finding 3: a cut must never be silent)."""
+    from imap_bouncer.ledger import Ledger
+    from imap_bouncer.models import Message
+
+    ledger = Ledger.open(bench.database_url, upgrade=False)
+    try:
+        recorded = {r.message_id: r for r in rows(ledger)}
+        stored = {m.message_id: m for m in Message.select()}
+    finally:
+        ledger.close()
+    for index, (name, _raw) in enumerate(shapes):
+        expected = hostile.recipients(name)
+        found = recorded.get(f"<hostile-{index}@mx.example.net>")
+        if expected is None or found is None:
+            continue
+        if found.events < expected and not found.errors:
+            row.silent_cuts += expected - found.events
+            row.notes.append(f"{name}: {found.events} events, no error recorded "
+                             f"(kind {stored[found.message_id].kind})")
 
 
 def analysis_seconds(bench: Bench, raws: list[bytes]) -> list[float]:
