@@ -338,7 +338,7 @@ def sigkill_rounds(bench: Bench, total: int, rounds: int = 20, grace: float = 1.
             with contextlib.suppress(AssertionError):
                 wait_for(lambda log=log, watched=watched: log_count(log, "to process in") or
                          watched.process.poll() is not None, 30, "the pass", interval=0.01)
-            time.sleep(chooser.uniform(0.0, 0.6))
+            time.sleep(chooser.uniform(0.0, 0.3))
         else:
             time.sleep(chooser.uniform(0.05, 1.2))
         if watched.process.poll() is None:
