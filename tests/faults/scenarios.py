@@ -27,10 +27,8 @@ import dovecot
 import hostile
 import psycopg
 from harness import (
-    NOT_DONE,
     Row,
     Watched,
-    assert_holds,
     backlog,
     check,
     fill,
@@ -406,7 +404,7 @@ def folder_deleted_during_run(bench: Bench, total: int) -> Row:
         wait_for(lambda: log_count(watched.log, IDLE_LINE) >= 1, 30, "the first IDLE",
                  log=watched.log)
         sent = 0
-        for index, folder in enumerate(("Processed", "Unknown", None)):
+        for folder in ("Processed", "Unknown", None):
             count = per_round if folder else total - sent
             fill(bench.account, count, start=sent)
             sent += count
@@ -420,7 +418,6 @@ def folder_deleted_during_run(bench: Bench, total: int) -> Row:
                 c.close_folder()
                 c.delete_folder(folder)
             row.injected += 1
-            del index
     finally:
         stop_run(watched, row)
     clean_once(bench, config, row)
@@ -585,5 +582,3 @@ def forged_bounces(bench: Bench, total: int) -> Row:
                          f"change(s) from {total} forged bounces")
     return finish(bench, row, total)
 
-
-__all__ = ["NOT_DONE", "Bench", "assert_holds"]
