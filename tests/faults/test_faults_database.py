@@ -30,7 +30,7 @@ def test_postgresql_unreachable(postgres_bench):
 
 def test_sqlite_locked_mid_pass(sqlite_bench):
     """Finding 9: after the lock, rows of messages that were moved kept moved = 0."""
-    row = scenarios.sqlite_locked(sqlite_bench, 300, seconds=11.0)
+    row = scenarios.sqlite_locked(sqlite_bench, 300)
     assert row.injected == 1
     assert_holds(row.tally)
     assert not row.notes, row.notes
