@@ -491,10 +491,15 @@ def hostile_content(bench: Bench, scale: float = 1.0) -> Row:
     row.injected = len(raws)
     if done.process.returncode != 0:
         row.notes.append(f"once exited {done.process.returncode}")
-    times = analysis_seconds(bench, raws)
+    started, *measured = analysis_costs(bench, raws)
+    times = [seconds for seconds, _peak in measured]
     row.longest_analysis = max(times)
     slowest = max(range(len(times)), key=times.__getitem__)
     row.notes.append(f"slowest: {shapes[slowest][0]} {times[slowest]:.2f} s")
+    peaks = [started[1]] + [peak for _seconds, peak in measured]
+    rise = max(range(len(raws)), key=lambda i: peaks[i + 1] - peaks[i])
+    row.notes.append(f"analysis alone peaks at {peaks[-1]:.0f} MB, most raised by "
+                     f"{shapes[rise][0]} (to {peaks[rise + 1]:.0f} MB)")
     names = [name for name, _raw in shapes]
     finish(bench, row, len(raws), group=lambda n: names[n])
     _silent_cuts(bench, row, shapes)
@@ -524,29 +529,31 @@ def _silent_cuts(bench: Bench, row: Row, shapes: list[tuple[str, bytes]]) -> Non
                              f"(kind {stored[found.message_id].kind})")
 
 
-def analysis_seconds(bench: Bench, raws: list[bytes]) -> list[float]:
-    """Seconds analysis.analyze_many takes for each message alone, in a fresh interpreter
-    (the analysis worker's situation; this process's imports and caches play no part)."""
+def analysis_costs(bench: Bench, raws: list[bytes]) -> list[tuple[float, float]]:
+    """(0, peak RSS in MB once imported), then for each message alone, in order: the seconds
+    analysis.analyze_many takes, and the peak RSS of the process so far. In a fresh
+    interpreter: the analysis worker's situation; this process's caches play no part."""
     paths = []
     for index, raw in enumerate(raws):
         path = bench.path(f"hostile-{index}.eml")
         path.write_bytes(raw)
         paths.append(str(path))
     script = (
-        "import json, sys, time\n"
+        "import json, resource, sys, time\n"
         "from imap_bouncer import analysis\n"
         "options = analysis.Options()\n"
         "analysis.analyze_many([], options)\n"
-        "out = []\n"
+        "out = [(0.0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)]\n"
         "for path in sys.argv[1:]:\n"
         "    raw = open(path, 'rb').read()\n"
         "    started = time.perf_counter()\n"
         "    analysis.analyze_many([raw], options)\n"
-        "    out.append(time.perf_counter() - started)\n"
+        "    out.append((time.perf_counter() - started,\n"
+        "                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))\n"
         "print(json.dumps(out))\n")
     result = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True,
                             text=True, timeout=bench.timeouts.get("hostile", 120), check=True)
-    return json.loads(result.stdout)
+    return [tuple(pair) for pair in json.loads(result.stdout)]  # the first: after imports
 
 
 # -- forged bounces ---------------------------------------------------------------------------
