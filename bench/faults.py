@@ -6,8 +6,8 @@ all with --backend postgresql), each row on a fresh account and a fresh database
                            [--backend sqlite|postgresql] [--postgres URL] [--json]
 
 Prints one table: fault kind, faults injected, messages, lost (0), recorded twice (0),
-states changed by forged bounces with `[verp] require_signed` on (0; "n/a" until that
-setting exists), longest analysis of one message (target < 2 s), peak RSS of the service's
+states changed by forged bounces with `[verp] require_signed` on (0; its own row, "-"
+in the others), longest analysis of one message (target < 2 s), peak RSS of the service's
 process tree (target < 300 MB), orphans left by SIGKILL (0), then a note per row. The
 pytest rows (tests/faults/test_*.py) are the same functions at CI sizes.
 

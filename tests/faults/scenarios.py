@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dovecot
@@ -37,7 +38,21 @@ from harness import (
     wait_filed,
 )
 from proxy import Proxy
-from service_support import FOLDERS, append, client, counts, log_count, rows, wait_for
+from service_support import (
+    FOLDERS,
+    append,
+    client,
+    counts,
+    log_count,
+    numbered,
+    rows,
+    wait_for,
+)
+from support import sample
+
+from imap_bouncer import analysis, verp
+from imap_bouncer.ledger import Ledger
+from imap_bouncer.models import Message, Transition
 
 IDLE_LINE = "waiting for new mail (IDLE)"
 STOP_TIMEOUT = 30.0
@@ -509,9 +524,6 @@ def hostile_content(bench: Bench, scale: float = 1.0) -> Row:
 def _silent_cuts(bench: Bench, row: Row, shapes: list[tuple[str, bytes]]) -> None:
     """A message naming N failed recipients must give N events, or say in its errors why
     not (finding 3: a cut must never be silent)."""
-    from imap_bouncer.ledger import Ledger
-    from imap_bouncer.models import Message
-
     ledger = Ledger.open(bench.database_url, upgrade=False)
     try:
         recorded = {r.message_id: r for r in rows(ledger)}
@@ -556,45 +568,46 @@ def analysis_costs(bench: Bench, raws: list[bytes]) -> list[tuple[float, float]]
     return [tuple(pair) for pair in json.loads(result.stdout)]  # the first: after imports
 
 
-# -- forged bounces ---------------------------------------------------------------------------
+# -- forged bounces --------------------------------------------------------------------------
 
-
-def require_signed_exists() -> bool:
-    """Whether engineer D's `[verp] require_signed` setting exists in this tree."""
-    from imap_bouncer import settings as settings_module
-    verp = settings_module.Settings.model_fields.get("verp")
-    if verp is None or verp.annotation is None:
-        return False
-    return "require_signed" in getattr(verp.annotation, "model_fields", {})
+GENUINE_SAMPLE = "postfix.eml"
+VERP_SECRET = "fault-suite-secret-0123456789abcdef"
+VERP_ADDRESS = "bounces+{token}-{local}={domain}@bounce.example.org"
 
 
 def forged_bounces(bench: Bench, total: int) -> Row:
     """Unsigned bounces (the samples: none carries a signed VERP address) are what an
     attacker can write. With `[verp] require_signed = true` they must change no address
-    state: the figure is the transitions they made. Without the setting, the same mail with
-    the defaults shows what it does today (in the notes) and the column reads NOT_DONE."""
-    from imap_bouncer.models import Transition
-
-    row = Row("forged bounces")
+    state: the figure is the transitions they made. Beside them, one genuine bounce (a
+    sample delivered to the signed VERP address of its failed recipient) must still change
+    its address's state, or the gate would only be shut."""
+    row = Row("forged bounces (require_signed)")
     fill(bench.account, total)
     config = bench.settings()
-    signed = require_signed_exists()
-    if signed:
-        with config.open("a", encoding="utf-8") as handle:
-            handle.write('[verp]\nsecret = "fault-suite-secret-0123456789abcdef"\n'
-                         "require_signed = true\n")
+    genuine = _genuine_bounce(bench, total, config)
     clean_once(bench, config, row)
-    from imap_bouncer.ledger import Ledger
     ledger = Ledger.open(bench.database_url, upgrade=False)
     try:
-        changed = Transition.select().count()
+        forged = Transition.select().where(Transition.address != genuine).count()
+        row.genuine_changes = Transition.select().where(Transition.address == genuine).count()
     finally:
         ledger.close()
     row.injected = total
-    if signed:
-        row.forged = str(changed)
-    else:
-        row.notes.append(f"without require_signed (not built yet): {changed} address state "
-                         f"change(s) from {total} forged bounces")
-    return finish(bench, row, total)
+    row.forged = str(forged)
+    row.notes.append(f"the genuine signed bounce for {genuine} made {row.genuine_changes} "
+                     "state change(s)")
+    return finish(bench, row, total + 1)
 
+
+def _genuine_bounce(bench: Bench, number: int, config: Path) -> str:
+    """Turn require_signed on in `config` and deliver one bounce as a signing sender's
+    would arrive: to the signed VERP address of its failed recipient. Returns that address."""
+    raw = sample(GENUINE_SAMPLE)
+    address = analysis.analyze(raw).recipients[0].address
+    envelope = verp.sign(address, VERP_SECRET.encode(), VERP_ADDRESS,
+                         verp.day_of(datetime.now(UTC)))
+    append(bench.account, [numbered(f"Delivered-To: {envelope}\r\n".encode() + raw, number)])
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write(f'[verp]\nsecret = "{VERP_SECRET}"\naddress = "{VERP_ADDRESS}"\n'
+                     "require_signed = true\n")
+    return address
