@@ -166,7 +166,7 @@ def soak(bench: scenarios.Bench, args: argparse.Namespace) -> int:
     proxy = Proxy(bench.account.host, bench.account.port)
     db_proxy, url = None, bench.database_url
     if bench.backend == "postgresql":
-        db_proxy, url = scenarios._postgres_proxy(bench)
+        db_proxy, url = scenarios.postgres_proxy(bench)
     config = settings(bench.path("soak.toml"), bench.account, url, port=proxy.port,
                       timeout=3)
     row = Row("soak")

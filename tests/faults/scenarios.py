@@ -200,7 +200,7 @@ def imap_drop_during_idle(bench: Bench, total: int, faults: int = 2) -> Row:
 # -- the database -----------------------------------------------------------------------------
 
 
-def _postgres_proxy(bench: Bench) -> tuple[Proxy, str]:
+def postgres_proxy(bench: Bench) -> tuple[Proxy, str]:
     """A proxy in front of PostgreSQL, and the database URL that goes through it."""
     info = psycopg.conninfo.conninfo_to_dict(bench.database_url)
     host, port = info.get("host") or "127.0.0.1", int(info.get("port") or 5432)
@@ -219,7 +219,7 @@ def postgres_terminated_mid_batch(bench: Bench, total: int, faults: int = 3,
     messages were recorded since the last: in the middle of a pass, between its batches
     (moves come in large UID sets, so the folders only show progress at a pass's end)."""
     row = Row("PostgreSQL pg_terminate_backend")
-    proxy, url = _postgres_proxy(bench)
+    proxy, url = postgres_proxy(bench)
     schema = re.search(r"search_path%3D(\w+)", bench.database_url)
     table = f'"{schema.group(1)}".message' if schema else "message"
     fill(bench.account, total)
@@ -260,7 +260,7 @@ def postgres_unreachable(bench: Bench, total: int, outages: int = 2,
     """First `once` against a closed port (must exit 1 and move nothing), then `run` with
     PostgreSQL's port closed for `seconds`, `outages` times, while mail waits."""
     row = Row(f"PostgreSQL unreachable ({seconds:g} s)")
-    proxy, url = _postgres_proxy(bench)
+    proxy, url = postgres_proxy(bench)
     try:
         config = settings(bench.path("pg.toml"), bench.account, url)
         proxy.refuse_all()
