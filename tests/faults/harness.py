@@ -40,19 +40,19 @@ from service_support import (
     wait_for,
     write_settings,
 )
-from support import SAMPLES
+from support import sample, sample_names
 
 from imap_bouncer.ledger import Ledger
 
 SOURCE = "INBOX"
 
 # The project's own samples, cycled to make a backlog (Dovecot refuses a zero-byte APPEND).
-SAMPLE_NAMES = sorted(p.name for p in SAMPLES.glob("*.eml") if p.name != "empty.eml")
+SAMPLE_NAMES = [name for name in sample_names() if name != "empty.eml"]
 
 
 def backlog(count: int, start: int = 0) -> list[bytes]:
     """`count` distinct messages numbered start..start+count-1, samples in turn."""
-    return [numbered((SAMPLES / SAMPLE_NAMES[n % len(SAMPLE_NAMES)]).read_bytes(), n)
+    return [numbered(sample(SAMPLE_NAMES[n % len(SAMPLE_NAMES)]), n)
             for n in range(start, start + count)]
 
 
