@@ -17,7 +17,7 @@ from .addresses import normalize_address
 from .findings import Failure, Findings
 from .message import MAX_NOTICE_SEARCHES, MAX_RECIPIENTS, Part, decode_words, parse_message
 
-ANALYZER_VERSION = "4"  # raised when verdicts change, so `reprocess` can tell old ones
+ANALYZER_VERSION = "5"  # raised when verdicts change, so `reprocess` can tell old ones
 
 Analyzer = Callable[[Part], Findings | None]
 

@@ -78,6 +78,9 @@ def analyze(message: Part) -> Findings | None:
             if address and address not in exclude:
                 failures.append(Failure(address=address, diagnostic=words.group(2).strip(),
                                         reason_hint=hint))
+    if sentence:  # au's own word on the account comes first, as in the RFC 3464 variant
+        for failure in failures:
+            failure.diagnostic = f"{sentence}. {failure.diagnostic}".strip()
     return findings_of(NAME, "au (EZweb) mail system error", failures,
                        message, notice, kind=Kind.BOUNCE)
 
