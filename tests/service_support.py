@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -222,6 +223,14 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, 9)
         process.wait(timeout=10)
+
+
+def sigterm_and_wait(process: subprocess.Popen[bytes], timeout: float = 60) -> tuple[int, float]:
+    """SIGTERM as systemd sends it: (the exit code, seconds from the signal to the exit)."""
+    stopping = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=timeout)
+    return code, time.monotonic() - stopping
 
 
 # -- the ledger ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from service_support import (
     run_cli,
     seq_numbers,
     session_processes,
+    sigterm_and_wait,
     start_cli_env,
     stop_process,
     wait_for,
@@ -81,8 +82,9 @@ def test_sigkill_of_once_leaves_no_process_behind(imap_server, test_db, tmp_path
     assert len(recorded) == total and all(r.moved for r in recorded)
 
 
-def test_sigkill_of_run_while_its_worker_spins_leaves_no_process_behind(imap_server, test_db,
-                                                                       tmp_path):
+def run_with_a_hanging_message(imap_server, test_db, tmp_path: Path):
+    """`run` with a ten-minute budget, idling, then handed a message whose analysis hangs
+    (the test hook in tests/worker_hooks): (the process, its log)."""
     config = write_settings(tmp_path / "settings.toml", imap_server, test_db.url,
                             analysis={"workers": 1, "time_budget": 600})
     log = tmp_path / "run.log"
@@ -91,6 +93,16 @@ def test_sigkill_of_run_while_its_worker_spins_leaves_no_process_behind(imap_ser
     try:
         wait_for(lambda: log_count(log, IDLE_LINE) >= 1, 30, "the first IDLE", log=log)
         append(imap_server, [hostile("postfix.eml", "hang", 0)])
+    except BaseException:
+        stop_process(process)
+        raise
+    return process, log
+
+
+def test_sigkill_of_run_while_its_worker_spins_leaves_no_process_behind(imap_server, test_db,
+                                                                       tmp_path):
+    process, log = run_with_a_hanging_message(imap_server, test_db, tmp_path)
+    try:
         time.sleep(1.0)  # the worker is now spinning on it (a budget of 10 minutes)
         took = kill_alone_and_expect_no_survivor(process, log)
         print(f"run killed with its worker busy: its processes gone {took:.2f} s later")
@@ -137,21 +149,12 @@ def test_sigterm_while_a_message_hangs_in_analysis_stops_within_seconds(imap_ser
     """A budget of ten minutes, a message using it all: SIGTERM does not wait for it. The
     pass gives the batch up (nothing recorded, nothing moved), the worker is killed, and the
     message is still in INBOX for the next start."""
-    config = write_settings(tmp_path / "settings.toml", imap_server, test_db.url,
-                            analysis={"workers": 1, "time_budget": 600})
-    log = tmp_path / "run.log"
-    process = start_cli_env("run", "-c", str(config), cwd=tmp_path, log=log,
-                            env=hooked_env(clean_env()))
+    process, log = run_with_a_hanging_message(imap_server, test_db, tmp_path)
     try:
-        wait_for(lambda: log_count(log, IDLE_LINE) >= 1, 30, "the first IDLE", log=log)
-        append(imap_server, [hostile("postfix.eml", "hang", 0)])
         wait_for(lambda: log_count(log, "1 message(s) to process") >= 1, 10,
                  "the pass to start", log=log)
         time.sleep(0.5)  # its worker spinning on it
-        stopping = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=60)
-        stopped = time.monotonic() - stopping
+        code, stopped = sigterm_and_wait(process)
     finally:
         stop_process(process)
     print(f"SIGTERM to exit with a message hanging in analysis: {stopped:.2f} s")

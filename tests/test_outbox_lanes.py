@@ -6,7 +6,6 @@ both databases) and as the real `imap-bouncer run` stopped by SIGTERM against Do
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import textwrap
@@ -22,6 +21,7 @@ from service_support import (
     append,
     log_count,
     numbered,
+    sigterm_and_wait,
     start_cli,
     stop_process,
     wait_for,
@@ -158,10 +158,7 @@ def test_run_stops_on_sigterm_within_seconds_despite_a_hanging_endpoint(
                  log=log)
         wait_for(lambda: hanging.requests() == 1, 10, "the hanging endpoint's request",
                  log=log)
-        stopping = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=60)
-        stopped = time.monotonic() - stopping
+        code, stopped = sigterm_and_wait(process)
     finally:
         stop_process(process)
     print(f"SIGTERM to exit with a hanging endpoint (timeout 60 s): {stopped:.2f} s")

@@ -84,7 +84,6 @@ def fact(kind: str, pattern: str, compute: Callable[[], T]) -> T:
     """What `compute()` finds about a pattern (its required words, say), remembered in the
     store like the compiled pattern: it depends on the pattern's text alone. The value must
     be marshallable (str, int, None, tuples, lists, dicts of them)."""
-    global _added
     entries = _loaded()
     key = (kind, pattern, "fact")
     _used.add(key)
@@ -92,15 +91,12 @@ def fact(kind: str, pattern: str, compute: Callable[[], T]) -> T:
         return entries[key]  # type: ignore[no-any-return,unused-ignore]
     value = compute()
     entries[key] = value
-    _added += 1
-    if _added == 1:
-        atexit.register(save)
+    _note_added()
     return value
 
 
 def _compile_and_keep(pattern: str | bytes, flags: int,
                       entries: dict[tuple[Any, ...], Any]) -> re.Pattern[Any]:
-    global _added
     if _sre is None or not isinstance(pattern, str | bytes) or flags & re.DEBUG:
         return re.compile(pattern, flags)
     try:
@@ -118,10 +114,16 @@ def _compile_and_keep(pattern: str | bytes, flags: int,
     except Exception:  # the engine's internals changed: the public way
         return re.compile(pattern, flags)
     entries[(pattern, flags)] = entry
+    _note_added()
+    return compiled
+
+
+def _note_added() -> None:
+    """One more entry the store lacked: written when this process exits."""
+    global _added
     _added += 1
     if _added == 1:
         atexit.register(save)
-    return compiled
 
 
 def _loaded() -> dict[tuple[Any, ...], Any]:

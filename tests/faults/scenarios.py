@@ -19,10 +19,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dovecot
 import hostile
@@ -118,24 +119,33 @@ def _imap_proxy(bench: Bench) -> Proxy:
     return Proxy(bench.account.host, bench.account.port)
 
 
-def _through_proxy(bench: Bench, kind: str, total: int, arm: Callable[[Proxy], None],
-                   **imap) -> Row:
-    """A backlog drained by `run` through the proxy with its rules armed; then a clean once
-    straight to Dovecot."""
-    row = Row(kind)
-    fill(bench.account, total)
+@contextlib.contextmanager
+def _run_through_proxy(bench: Bench, row: Row, arm: Callable[[Proxy], None] = lambda p: None,
+                       **imap) -> Iterator[tuple[Proxy, Any]]:
+    """`run` talking to Dovecot through the proxy, its rules armed first: (the proxy, the
+    watched run). At the end the run is stopped and the faults injected are counted."""
     proxy = _imap_proxy(bench)
     try:
         arm(proxy)
         config = bench.settings("proxied.toml", port=proxy.port, **imap)
         watched = start_run(bench, config)
         try:
-            wait_filed(bench.account, total, bench.timeouts.get("filed", 90), watched)
+            yield proxy, watched
         finally:
             stop_run(watched, row)
         row.injected = proxy.injected
     finally:
         proxy.close()
+
+
+def _through_proxy(bench: Bench, kind: str, total: int, arm: Callable[[Proxy], None],
+                   **imap) -> Row:
+    """A backlog drained by `run` through the proxy with its rules armed; then a clean once
+    straight to Dovecot."""
+    row = Row(kind)
+    fill(bench.account, total)
+    with _run_through_proxy(bench, row, arm, **imap) as (_proxy, watched):
+        wait_filed(bench.account, total, bench.timeouts.get("filed", 90), watched)
     clean_once(bench, bench.settings(), row)
     return finish(bench, row, total)
 
@@ -166,33 +176,24 @@ def imap_stall(bench: Bench, total: int, faults: int = 2, timeout: float = 2.0) 
 def imap_drop_during_idle(bench: Bench, total: int, faults: int = 2) -> Row:
     """The connection is cut while the service IDLEs; mail arrives after each cut."""
     row = Row("IMAP drop during IDLE")
-    proxy = _imap_proxy(bench)
-    try:
-        config = bench.settings("proxied.toml", port=proxy.port)
-        watched = start_run(bench, config)
-        try:
-            wait_for(lambda: log_count(watched.log, IDLE_LINE) >= 1, 30, "the first IDLE",
-                     log=watched.log)
-            per_round = max(1, total // (faults + 1))
-            sent = 0
-            for round_ in range(faults + 1):
-                if round_ < faults:
-                    idles = log_count(watched.log, IDLE_LINE)
-                    proxy.drop_during_idle(after=0.3)
-                    proxy.cut_all()  # the IDLE under way started before the rule: anew
-                    wait_for(lambda n=idles: log_count(watched.log, IDLE_LINE) > n, 30,
-                             "IDLE again after the cut", log=watched.log)
-                    wait_for(lambda: proxy.armed == 0, 10, "the cut during IDLE",
-                             log=watched.log)
-                count = per_round if round_ < faults else total - sent
-                fill(bench.account, count, start=sent)
-                sent += count
-                wait_filed(bench.account, sent, bench.timeouts.get("filed", 60), watched)
-        finally:
-            stop_run(watched, row)
-        row.injected = proxy.injected
-    finally:
-        proxy.close()
+    with _run_through_proxy(bench, row) as (proxy, watched):
+        wait_for(lambda: log_count(watched.log, IDLE_LINE) >= 1, 30, "the first IDLE",
+                 log=watched.log)
+        per_round = max(1, total // (faults + 1))
+        sent = 0
+        for round_ in range(faults + 1):
+            if round_ < faults:
+                idles = log_count(watched.log, IDLE_LINE)
+                proxy.drop_during_idle(after=0.3)
+                proxy.cut_all()  # the IDLE under way started before the rule: anew
+                wait_for(lambda n=idles: log_count(watched.log, IDLE_LINE) > n, 30,
+                         "IDLE again after the cut", log=watched.log)
+                wait_for(lambda: proxy.armed == 0, 10, "the cut during IDLE",
+                         log=watched.log)
+            count = per_round if round_ < faults else total - sent
+            fill(bench.account, count, start=sent)
+            sent += count
+            wait_filed(bench.account, sent, bench.timeouts.get("filed", 60), watched)
     clean_once(bench, bench.settings(), row)
     return finish(bench, row, total)
 
